@@ -1,0 +1,186 @@
+//! Request extractors that answer bad input with problem details: a JSON body that names the
+//! offending field without quoting its value, query strings, and `Idempotency-Key`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body of type `T`, limited to `CONNECT_MAX_BODY_BYTES`. Unknown fields are refused by
+/// the types themselves (`deny_unknown_fields`).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.config.max_body_bytes)
+            .unwrap_or(64 * 1024);
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let declared_too_large = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|len| len > limit);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if declared_too_large {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let bytes = body.await.map_err(|_| ApiError::PayloadTooLarge(limit))?;
+            if bytes.len() > limit {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            parse_json(&bytes).map(JsonBody)
+        })
+    }
+}
+
+/// Parses `bytes` as `T`, describing failures by position and field, never by value.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let value = parsed.map_err(|err| {
+        let path = err.path().to_string();
+        let field = (path != ".").then(|| path.clone());
+        let inner = err.into_inner();
+        let detail = describe_json_error(&inner, field.as_deref());
+        ApiError::InvalidJson { detail, field }
+    })?;
+    deserializer.end().map_err(|_| ApiError::InvalidJson {
+        detail: "trailing characters after the JSON value".into(),
+        field: None,
+    })?;
+    Ok(value)
+}
+
+fn describe_json_error(err: &serde_json::Error, field: Option<&str>) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {} column {}", err.line(), err.column());
+    let message = err.to_string();
+    match err.classify() {
+        Category::Syntax | Category::Io => format!("malformed JSON at {at}"),
+        Category::Eof => "the JSON body ends early".to_owned(),
+        Category::Data => {
+            // serde's messages quote the offending value for type errors ("invalid type: string
+            // \"…\""); only the field name and the expectation are repeated.
+            if let Some(rest) = message.strip_prefix("unknown field `") {
+                let name: String = rest.chars().take_while(|c| *c != '`').take(64).collect();
+                return format!("unknown field `{name}`");
+            }
+            if message.starts_with("missing field `") {
+                let name: String = message["missing field `".len()..].chars().take_while(|c| *c != '`').collect();
+                return format!("missing field `{name}`");
+            }
+            let expected = message
+                .split_once(", expected ")
+                .map(|(_, e)| e.split(" at line").next().unwrap_or(e).to_owned());
+            match (field, expected) {
+                (Some(field), Some(expected)) => format!("`{field}` has the wrong type or value; expected {expected}"),
+                (Some(field), None) => format!("`{field}` has the wrong type or value"),
+                (None, Some(expected)) => format!("the body has the wrong shape; expected {expected}"),
+                (None, None) => "the body has the wrong shape".to_owned(),
+            }
+        }
+    }
+}
+
+/// Query parameters of type `T`.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = serde_urlencoded::from_str::<T>(req.query_string()).map(Query).map_err(|err| {
+            // serde_urlencoded messages name the parameter and the expectation, not values, except
+            // for "invalid digit" style messages that carry no value either.
+            let message = err.to_string();
+            let message = message.split(": \"").next().unwrap_or(&message).to_owned();
+            ApiError::InvalidQuery(message)
+        });
+        std::future::ready(parsed)
+    }
+}
+
+/// The optional `Idempotency-Key` header.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl FromRequest for IdempotencyKey {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match req.headers().get("Idempotency-Key") {
+            None => Ok(IdempotencyKey(None)),
+            Some(value) => match value.to_str() {
+                Ok(text) if !text.is_empty() && text.len() <= 255 => Ok(IdempotencyKey(Some(text.to_owned()))),
+                _ => Err(ApiError::InvalidHeader {
+                    header: "Idempotency-Key",
+                    reason: "must be 1 to 255 visible ASCII characters",
+                }),
+            },
+        };
+        std::future::ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        api_key: String,
+        count: u32,
+    }
+
+    fn detail(body: &str) -> String {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::InvalidJson { detail, .. }) => detail,
+            other => panic!("expected invalid JSON, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_fields_but_never_quote_values() {
+        let cases = [
+            (r#"{"api_key": 1234567, "count": 1}"#, "api_key", "1234567"),
+            (r#"{"api_key": "x", "count": "canary-9b1"}"#, "count", "canary-9b1"),
+            (r#"{"api_key": "x", "count": 1, "extra": 1}"#, "extra", "@@"),
+            (r#"{"count": 1}"#, "api_key", "@@"),
+        ];
+        for (body, names, value) in cases {
+            let d = detail(body);
+            assert!(d.contains(names), "case {body}: {d}");
+            assert!(!d.contains(value), "case {body}: {d}");
+        }
+        assert!(detail("{not json").starts_with("malformed JSON"));
+        assert!(detail(r#"{"api_key":"x","count":1} trailing"#).contains("trailing"));
+    }
+}

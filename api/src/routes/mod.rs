@@ -1,0 +1,36 @@
+//! The routes, one module per resource, one function per verb.
+
+pub mod api_keys;
+pub mod audit;
+pub mod docs;
+pub mod health;
+pub mod vaults;
+
+use actix_web::web;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(docs::openapi_json)
+        .service(docs::docs_redirect)
+        .service(docs::swagger())
+        .service(
+            web::scope("/v1")
+                .service(vaults::create)
+                .service(vaults::list)
+                .service(vaults::get)
+                .service(vaults::delete)
+                .service(api_keys::create)
+                .service(api_keys::list)
+                .service(api_keys::revoke)
+                .service(audit::verify)
+                .service(audit::list),
+        );
+}
+
+/// Formats an epoch-millisecond time for the API.
+pub(crate) fn time(ms: i64) -> String {
+    connect_broker::clock::to_rfc3339(ms)
+}

@@ -1,0 +1,296 @@
+//! The audit log: append-only, one hash chain per partner.
+//!
+//! Each event's hash is SHA-256 over a fixed-order JSON array of every field, the partner's
+//! sequence number and the previous event's hash. The partner row holds the chain's head and
+//! length; an append updates that row first, which serialises appends per partner on SQLite and
+//! across PostgreSQL replicas alike, and lets [`verify`] notice a removed tail.
+//!
+//! There is no column that could hold a value: paths never carry a query string and `reason`
+//! is a code, not free text from a request.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+
+use crate::auth::Tenant;
+use crate::clock;
+use crate::error::Error;
+use crate::ids::{self, Kind};
+use crate::pagination::{Page, PageRequest};
+use crate::store::Db;
+
+/// The hash that precedes a partner's first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Who acted: an API key id, `operator` (CLI), `end_user` (hosted pages) or `system`.
+pub type Actor = String;
+
+/// An event to append. Optional fields are those that do not apply to every action.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    pub actor: Actor,
+    pub action: &'static str,
+    pub vault_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub integration: Option<String>,
+    pub method: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<i64>,
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    pub duration_ms: Option<i64>,
+}
+
+impl NewEvent {
+    /// A successful lifecycle event.
+    pub fn lifecycle(actor: &str, action: &'static str) -> Self {
+        NewEvent {
+            actor: actor.to_owned(),
+            action,
+            outcome: "success",
+            ..NewEvent::default()
+        }
+    }
+
+    pub fn vault(mut self, vault_id: &str) -> Self {
+        self.vault_id = Some(vault_id.to_owned());
+        self
+    }
+
+    pub fn connection(mut self, connection_id: &str) -> Self {
+        self.connection_id = Some(connection_id.to_owned());
+        self
+    }
+
+    pub fn integration(mut self, integration: &str) -> Self {
+        self.integration = Some(integration.to_owned());
+        self
+    }
+
+    /// The API path the event concerns, without a query string.
+    pub fn path(mut self, path: &str) -> Self {
+        self.path = Some(path.to_owned());
+        self
+    }
+
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Event {
+    pub id: String,
+    pub seq: i64,
+    pub occurred_at: i64,
+    pub actor: String,
+    pub action: String,
+    pub vault_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub integration: Option<String>,
+    pub method: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<i64>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Event {
+    fn compute_hash(&self, partner_id: &str) -> String {
+        let content = serde_json::json!([
+            "v1",
+            self.id,
+            partner_id,
+            self.seq,
+            self.occurred_at,
+            self.actor,
+            self.action,
+            self.vault_id,
+            self.connection_id,
+            self.integration,
+            self.method,
+            self.host,
+            self.path,
+            self.status,
+            self.outcome,
+            self.reason,
+            self.duration_ms,
+            self.prev_hash,
+        ]);
+        hex::encode(Sha256::digest(content.to_string().as_bytes()))
+    }
+}
+
+/// Appends `event` to `partner_id`'s chain inside the caller's transaction.
+pub async fn append(conn: &mut AnyConnection, partner_id: &str, event: NewEvent) -> Result<String, Error> {
+    if event.path.as_deref().is_some_and(|p| p.contains('?')) {
+        return Err(Error::Internal(anyhow::anyhow!("audit paths never carry a query string")));
+    }
+    let (seq, prev_hash): (i64, String) = sqlx::query_as(
+        "UPDATE partners SET audit_seq = audit_seq + 1 WHERE id = $1 RETURNING audit_seq, audit_head",
+    )
+    .bind(partner_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut stored = Event {
+        id: ids::new(Kind::Event),
+        seq,
+        occurred_at: clock::now_ms(),
+        actor: event.actor,
+        action: event.action.to_owned(),
+        vault_id: event.vault_id,
+        connection_id: event.connection_id,
+        integration: event.integration,
+        method: event.method,
+        host: event.host,
+        path: event.path,
+        status: event.status,
+        outcome: event.outcome.to_owned(),
+        reason: event.reason,
+        duration_ms: event.duration_ms,
+        prev_hash,
+        hash: String::new(),
+    };
+    stored.hash = stored.compute_hash(partner_id);
+    sqlx::query(
+        "INSERT INTO audit_events (id, partner_id, seq, occurred_at, actor, action, vault_id, connection_id,
+             integration, method, host, path, status, outcome, reason, duration_ms, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind(&stored.id)
+    .bind(partner_id)
+    .bind(stored.seq)
+    .bind(stored.occurred_at)
+    .bind(&stored.actor)
+    .bind(&stored.action)
+    .bind(&stored.vault_id)
+    .bind(&stored.connection_id)
+    .bind(&stored.integration)
+    .bind(&stored.method)
+    .bind(&stored.host)
+    .bind(&stored.path)
+    .bind(stored.status)
+    .bind(&stored.outcome)
+    .bind(&stored.reason)
+    .bind(stored.duration_ms)
+    .bind(&stored.prev_hash)
+    .bind(&stored.hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE partners SET audit_head = $1 WHERE id = $2")
+        .bind(&stored.hash)
+        .bind(partner_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(stored.id)
+}
+
+/// Filters of `GET /v1/audit`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub vault_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub action: Option<String>,
+}
+
+const EVENT_COLUMNS: &str = "id, seq, occurred_at, actor, action, vault_id, connection_id, integration, method,
+     host, path, status, outcome, reason, duration_ms, prev_hash, hash";
+
+/// Lists the tenant's events, oldest first.
+pub async fn list(db: &Db, tenant: &Tenant, filter: &Filter, page: &PageRequest) -> Result<Page<Event>, Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events
+         WHERE partner_id = $1 AND id > $2
+           AND ($3 = '' OR vault_id = $3) AND ($4 = '' OR connection_id = $4) AND ($5 = '' OR action = $5)
+         ORDER BY id LIMIT $6"
+    );
+    let rows: Vec<Event> = sqlx::query_as(&sql)
+        .bind(tenant.partner_id())
+        .bind(&page.after)
+        .bind(filter.vault_id.as_deref().unwrap_or(""))
+        .bind(filter.connection_id.as_deref().unwrap_or(""))
+        .bind(filter.action.as_deref().unwrap_or(""))
+        .bind(page.fetch())
+        .fetch_all(db.pool())
+        .await?;
+    Ok(Page::from_rows(rows, page, |e| &e.id))
+}
+
+/// The outcome of recomputing a chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    /// Events checked.
+    pub events: i64,
+    /// The hash of the last event (the chain head).
+    pub head: String,
+    pub first_broken: Option<BrokenLink>,
+}
+
+/// The first place where the chain does not hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokenLink {
+    /// The position in the chain (1 = first event).
+    pub seq: i64,
+    /// The event at that position, or `None` when it is missing.
+    pub event_id: Option<String>,
+    /// `missing`, `content_changed`, `link_broken` or `tail_removed`.
+    pub reason: &'static str,
+}
+
+/// Recomputes the tenant's chain from the first event and names the first broken link. Events
+/// appended while it runs are left for the next run: it checks the chain as long as the head
+/// it read first.
+pub async fn verify(db: &Db, tenant: &Tenant) -> Result<Verification, Error> {
+    let partner_id = tenant.partner_id();
+    let (expected_len, expected_head): (i64, String) =
+        sqlx::query_as("SELECT audit_seq, audit_head FROM partners WHERE id = $1")
+            .bind(partner_id)
+            .fetch_one(db.pool())
+            .await?;
+    let mut prev = GENESIS.to_owned();
+    let mut checked = 0i64;
+    let mut after = 0i64;
+    loop {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE partner_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT 1000"
+        );
+        let batch: Vec<Event> = sqlx::query_as(&sql)
+            .bind(partner_id)
+            .bind(after)
+            .bind(expected_len)
+            .fetch_all(db.pool())
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for event in batch {
+            let expected_seq = checked + 1;
+            let broken = if event.seq != expected_seq {
+                Some(BrokenLink { seq: expected_seq, event_id: None, reason: "missing" })
+            } else if event.compute_hash(partner_id) != event.hash {
+                Some(BrokenLink { seq: event.seq, event_id: Some(event.id.clone()), reason: "content_changed" })
+            } else if event.prev_hash != prev {
+                Some(BrokenLink { seq: event.seq, event_id: Some(event.id.clone()), reason: "link_broken" })
+            } else {
+                None
+            };
+            if broken.is_some() {
+                return Ok(Verification { ok: false, events: checked, head: prev, first_broken: broken });
+            }
+            prev = event.hash;
+            checked += 1;
+        }
+    }
+    if checked != expected_len || prev != expected_head {
+        let broken = BrokenLink { seq: checked + 1, event_id: None, reason: "tail_removed" };
+        return Ok(Verification { ok: false, events: checked, head: prev, first_broken: Some(broken) });
+    }
+    Ok(Verification { ok: true, events: checked, head: prev, first_broken: None })
+}

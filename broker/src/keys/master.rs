@@ -1,0 +1,190 @@
+//! The loaded master key ring and vault-key wrapping.
+//!
+//! Key material is text, one version a line: `mk1:AGE-SECRET-KEY-1…`. A bare age identity line
+//! is read as `mk1`, so a key made by `age-keygen` can be imported as is.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use age::x25519::{Identity, Recipient};
+
+use super::KeyError;
+use super::seal::{self, Binding};
+use crate::secret::{ExposeSecret, SecretString};
+
+/// Every loaded master key version; the highest is the one new vault keys are wrapped with.
+pub struct MasterKeyRing {
+    versions: BTreeMap<i64, Identity>,
+}
+
+impl std::fmt::Debug for MasterKeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeyRing")
+            .field("versions", &self.versions.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new vault's key pair: the public recipient (stored in clear) and the private identity
+/// wrapped by the master key.
+pub struct VaultKeyPair {
+    pub recipient: String,
+    pub wrapped: Vec<u8>,
+    pub master_version: i64,
+}
+
+impl MasterKeyRing {
+    /// A new ring holding one fresh key, version 1.
+    pub fn generate() -> Self {
+        MasterKeyRing {
+            versions: BTreeMap::from([(1, Identity::generate())]),
+        }
+    }
+
+    /// Parses key material; `source_name` only labels errors.
+    pub fn parse(source_name: &str, material: &SecretString) -> Result<Self, KeyError> {
+        let malformed = |reason: &str| KeyError::Malformed {
+            source_name: source_name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut versions = BTreeMap::new();
+        for line in material.expose_secret().lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (version, key) = match line.split_once(':') {
+                Some((label, key)) if label.starts_with("mk") => {
+                    let number = label[2..]
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| malformed("a version label is not mk<N>"))?;
+                    (number, key)
+                }
+                _ => (1, line),
+            };
+            let identity = Identity::from_str(key).map_err(|_| malformed("not an age X25519 identity"))?;
+            if versions.insert(version, identity).is_some() {
+                return Err(malformed("a version appears twice"));
+            }
+        }
+        if versions.is_empty() {
+            return Err(malformed("it is empty"));
+        }
+        Ok(MasterKeyRing { versions })
+    }
+
+    /// The key material, in the format [`MasterKeyRing::parse`] reads.
+    pub fn to_material(&self) -> SecretString {
+        let mut text = String::new();
+        for (version, identity) in &self.versions {
+            text.push_str(&format!("mk{version}:{}\n", identity.to_string().expose_secret()));
+        }
+        SecretString::from(text)
+    }
+
+    /// The version new vault keys are wrapped with.
+    pub fn current_version(&self) -> i64 {
+        *self.versions.keys().next_back().expect("a ring is never empty")
+    }
+
+    pub fn versions(&self) -> impl Iterator<Item = i64> + '_ {
+        self.versions.keys().copied()
+    }
+
+    /// The public recipient of a version, as `age1…` text. Public; safe to store and print.
+    pub fn recipient(&self, version: i64) -> Option<String> {
+        self.versions.get(&version).map(|id| id.to_public().to_string())
+    }
+
+    /// Creates a vault key and wraps it with the current master version, bound to `vault_id`.
+    pub fn new_vault_key(&self, vault_id: &str) -> Result<VaultKeyPair, KeyError> {
+        let version = self.current_version();
+        let master = self.identity(version)?;
+        let vault_identity = Identity::generate();
+        let binding = Binding::vault_key(vault_id, version);
+        let private = vault_identity.to_string();
+        let wrapped = seal::seal(&master.to_public(), &binding, private.expose_secret().as_bytes())?;
+        Ok(VaultKeyPair {
+            recipient: vault_identity.to_public().to_string(),
+            wrapped,
+            master_version: version,
+        })
+    }
+
+    /// Unwraps a vault key stored on the row of `vault_id`. Fails when the wrapped key was
+    /// destroyed, belongs to another vault, or was wrapped by a master key this ring lacks.
+    pub fn open_vault_key(
+        &self,
+        vault_id: &str,
+        master_version: i64,
+        wrapped: Option<&[u8]>,
+    ) -> Result<Identity, KeyError> {
+        let wrapped = wrapped.ok_or(KeyError::VaultKeyDestroyed)?;
+        let master = self.identity(master_version)?;
+        let binding = Binding::vault_key(vault_id, master_version);
+        let private = seal::open_string(master, &binding, wrapped)?;
+        Identity::from_str(private.expose_secret()).map_err(|_| KeyError::Open)
+    }
+
+    fn identity(&self, version: i64) -> Result<&Identity, KeyError> {
+        self.versions
+            .get(&version)
+            .ok_or_else(|| KeyError::UnknownVersion(format!("mk{version}")))
+    }
+}
+
+/// Parses a stored public recipient.
+pub fn parse_recipient(text: &str) -> Result<Recipient, KeyError> {
+    Recipient::from_str(text).map_err(|_| KeyError::Seal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn material_round_trips() {
+        let ring = MasterKeyRing::generate();
+        let again = MasterKeyRing::parse("test", &ring.to_material()).unwrap();
+        assert_eq!(ring.recipient(1), again.recipient(1));
+        assert_eq!(again.current_version(), 1);
+    }
+
+    #[test]
+    fn a_bare_age_identity_is_version_one() {
+        let identity = Identity::generate();
+        let material = SecretString::from(identity.to_string().expose_secret().to_owned());
+        let ring = MasterKeyRing::parse("test", &material).unwrap();
+        assert_eq!(ring.recipient(1).unwrap(), identity.to_public().to_string());
+    }
+
+    #[test]
+    fn malformed_material_names_the_source_and_not_the_value() {
+        let err = MasterKeyRing::parse("env:KEY", &SecretString::from("mk1:not-a-key".to_owned()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("env:KEY"), "{err}");
+        assert!(!err.contains("not-a-key"), "{err}");
+    }
+
+    #[test]
+    fn a_wrapped_vault_key_opens_only_for_its_vault() {
+        let ring = MasterKeyRing::generate();
+        let pair = ring.new_vault_key("vlt_a").unwrap();
+        let identity = ring.open_vault_key("vlt_a", 1, Some(&pair.wrapped)).unwrap();
+        assert_eq!(identity.to_public().to_string(), pair.recipient);
+        assert!(matches!(
+            ring.open_vault_key("vlt_b", 1, Some(&pair.wrapped)),
+            Err(KeyError::BindingMismatch)
+        ));
+        assert!(matches!(ring.open_vault_key("vlt_a", 1, None), Err(KeyError::VaultKeyDestroyed)));
+    }
+
+    #[test]
+    fn another_master_key_opens_nothing() {
+        let pair = MasterKeyRing::generate().new_vault_key("vlt_a").unwrap();
+        let other = MasterKeyRing::generate();
+        assert!(other.open_vault_key("vlt_a", 1, Some(&pair.wrapped)).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! Vaults: one per end user, each with its own age key pair. The public recipient is stored in
+//! clear (depositing needs only it); the private identity is stored wrapped by the master key
+//! and destroyed when the vault is deleted, which makes every credential ever sealed to it
+//! unreadable (crypto-shredding).
+
+use serde::Serialize;
+
+use crate::audit::{self, NewEvent};
+use crate::auth::Tenant;
+use crate::clock;
+use crate::error::Error;
+use crate::idempotency::{self, Idempotency};
+use crate::ids::{self, Kind};
+use crate::keys::MasterKeyRing;
+use crate::pagination::{Page, PageRequest};
+use crate::store::{self, Db};
+use crate::validate;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Vault {
+    pub id: String,
+    pub external_user_id: String,
+    /// JSON object text.
+    pub metadata: String,
+    pub status: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const VAULT_COLUMNS: &str = "id, external_user_id, metadata, status, created_at, revoked_at";
+
+/// What `create` did.
+pub enum Created {
+    New(Vault),
+    /// An earlier request with the same `Idempotency-Key` created this vault.
+    Replayed(Vault),
+}
+
+/// The result of deleting a vault.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deleted {
+    pub id: String,
+    pub status: &'static str,
+    pub connections_revoked: i64,
+}
+
+/// Creates a vault and its key pair. A second active vault for the same `external_user_id`
+/// is a conflict that names the existing vault.
+pub async fn create(
+    db: &Db,
+    keys: &MasterKeyRing,
+    tenant: &Tenant,
+    external_user_id: &str,
+    metadata: &serde_json::Value,
+    idem: Option<&Idempotency>,
+) -> Result<Created, Error> {
+    validate::identifier("external_user_id", external_user_id, validate::MAX_EXTERNAL_ID)?;
+    let metadata = validate::metadata(metadata)?;
+    let id = ids::new(Kind::Vault);
+    let key_pair = keys.new_vault_key(&id)?;
+    let now = clock::now_ms();
+
+    let mut tx = db.pool().begin().await?;
+    if let Some(idem) = idem {
+        if let Some(existing) = idempotency::claim(&mut tx, tenant.partner_id(), idem, &id).await? {
+            tx.rollback().await?;
+            return Ok(Created::Replayed(get(db, tenant, &existing).await?));
+        }
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO vaults (id, partner_id, external_user_id, metadata, status, recipient, wrapped_key,
+             master_key_version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(tenant.partner_id())
+    .bind(external_user_id)
+    .bind(&metadata)
+    .bind(&key_pair.recipient)
+    .bind(&key_pair.wrapped)
+    .bind(key_pair.master_version)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    if let Err(err) = inserted {
+        tx.rollback().await?;
+        if store::is_unique_violation(&err) {
+            let existing = find_active(db, tenant, external_user_id).await?.map(|v| v.id);
+            return Err(Error::Conflict { what: "vault for this external_user_id", existing_id: existing });
+        }
+        return Err(err.into());
+    }
+    audit::append(&mut tx, tenant.partner_id(), NewEvent::lifecycle(tenant.actor(), "vault.created").vault(&id))
+        .await?;
+    tx.commit().await?;
+    tracing::info!(partner_id = tenant.partner_id(), vault_id = %id, "vault created");
+    Ok(Created::New(Vault {
+        id,
+        external_user_id: external_user_id.to_owned(),
+        metadata,
+        status: "active".into(),
+        created_at: now,
+        revoked_at: None,
+    }))
+}
+
+/// One of the tenant's vaults; another partner's vault is not found.
+pub async fn get(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Vault, Error> {
+    if !ids::is_valid(Kind::Vault, vault_id) {
+        return Err(Error::NotFound("vault"));
+    }
+    let sql = format!("SELECT {VAULT_COLUMNS} FROM vaults WHERE id = $1 AND partner_id = $2");
+    sqlx::query_as(&sql)
+        .bind(vault_id)
+        .bind(tenant.partner_id())
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(Error::NotFound("vault"))
+}
+
+async fn find_active(db: &Db, tenant: &Tenant, external_user_id: &str) -> Result<Option<Vault>, Error> {
+    let sql = format!(
+        "SELECT {VAULT_COLUMNS} FROM vaults WHERE partner_id = $1 AND external_user_id = $2 AND status = 'active'"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(tenant.partner_id())
+        .bind(external_user_id)
+        .fetch_optional(db.pool())
+        .await?)
+}
+
+/// Lists the tenant's vaults, oldest first, optionally only those of one `external_user_id`.
+pub async fn list(
+    db: &Db,
+    tenant: &Tenant,
+    external_user_id: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<Vault>, Error> {
+    if let Some(external) = external_user_id {
+        validate::identifier("external_user_id", external, validate::MAX_EXTERNAL_ID)?;
+    }
+    let sql = format!(
+        "SELECT {VAULT_COLUMNS} FROM vaults
+         WHERE partner_id = $1 AND id > $2 AND ($3 = '' OR external_user_id = $3)
+         ORDER BY id LIMIT $4"
+    );
+    let rows: Vec<Vault> = sqlx::query_as(&sql)
+        .bind(tenant.partner_id())
+        .bind(&page.after)
+        .bind(external_user_id.unwrap_or(""))
+        .bind(page.fetch())
+        .fetch_all(db.pool())
+        .await?;
+    Ok(Page::from_rows(rows, page, |v| &v.id))
+}
+
+/// Deletes a vault: every connection is revoked and its ciphertext erased, and the wrapped
+/// vault key is destroyed, so nothing ever sealed to this vault opens again. Deleting a
+/// deleted vault answers the same result with no further change.
+///
+/// Upstream (provider-side) revocation of OAuth connections belongs to the OAuth broker and is
+/// not performed here yet: deleting a vault today ends local use and makes the tokens
+/// unrecoverable, but leaves them valid at the provider until they expire.
+pub async fn delete(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Deleted, Error> {
+    if !ids::is_valid(Kind::Vault, vault_id) {
+        return Err(Error::NotFound("vault"));
+    }
+    let now = clock::now_ms();
+    let mut tx = db.pool().begin().await?;
+    let changed = sqlx::query(
+        "UPDATE vaults SET status = 'revoked', wrapped_key = NULL, revoked_at = $1, updated_at = $1
+         WHERE id = $2 AND partner_id = $3 AND status = 'active'",
+    )
+    .bind(now)
+    .bind(vault_id)
+    .bind(tenant.partner_id())
+    .execute(&mut *tx)
+    .await?;
+    if changed.rows_affected() == 0 {
+        tx.rollback().await?;
+        let vault = get(db, tenant, vault_id).await?;
+        return Ok(Deleted { id: vault.id, status: "revoked", connections_revoked: 0 });
+    }
+    let revoked: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE connections SET status = 'revoked', sealed = NULL, revoked_at = $1, updated_at = $1
+         WHERE vault_id = $2 AND status <> 'revoked' RETURNING id, integration",
+    )
+    .bind(now)
+    .bind(vault_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (connection_id, integration) in &revoked {
+        let event = NewEvent::lifecycle(tenant.actor(), "connection.revoked")
+            .vault(vault_id)
+            .connection(connection_id)
+            .integration(integration)
+            .reason("vault_deleted");
+        audit::append(&mut tx, tenant.partner_id(), event).await?;
+    }
+    audit::append(&mut tx, tenant.partner_id(), NewEvent::lifecycle(tenant.actor(), "vault.revoked").vault(vault_id))
+        .await?;
+    tx.commit().await?;
+    db.flush_destroyed().await;
+    tracing::info!(partner_id = tenant.partner_id(), vault_id, connections = revoked.len(), "vault deleted");
+    Ok(Deleted { id: vault_id.to_owned(), status: "revoked", connections_revoked: revoked.len() as i64 })
+}
