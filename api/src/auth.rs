@@ -31,7 +31,8 @@ impl FromRequest for Caller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let key = bearer_key(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Broker(anyhow::anyhow!("state missing").into()))?;
+            let state =
+                state.ok_or_else(|| ApiError::Broker(anyhow::anyhow!("state missing").into()))?;
             let key = key?;
             let principal = auth::authenticate(&state.db, &key).await?;
             tracing::Span::current().record("partner_id", principal.partner_id());
@@ -45,8 +46,12 @@ fn bearer_key(req: &HttpRequest) -> Result<SecretString, ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .ok_or(ApiError::Auth(AuthError::Missing))?;
-    let text = value.to_str().map_err(|_| ApiError::Auth(AuthError::Invalid))?;
-    let (scheme, key) = text.split_once(' ').ok_or(ApiError::Auth(AuthError::Invalid))?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::Auth(AuthError::Invalid))?;
+    let (scheme, key) = text
+        .split_once(' ')
+        .ok_or(ApiError::Auth(AuthError::Invalid))?;
     if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
         return Err(ApiError::Auth(AuthError::Invalid));
     }

@@ -13,7 +13,11 @@ use crate::config::Config;
 use crate::{server, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "agentsecrets-connect", version, about = "AgentSecrets Connect: sealed credential vaults, hosted OAuth and an injection proxy")]
+#[command(
+    name = "agentsecrets-connect",
+    version,
+    about = "AgentSecrets Connect: sealed credential vaults, hosted OAuth and an injection proxy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,7 +88,10 @@ pub fn main() -> ExitCode {
         // actix-web runs its own system: one runtime for the acceptor, one per worker.
         actix_web::rt::System::new().block_on(server::serve(config))
     } else {
-        match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime.block_on(run(cli.command, config)),
             Err(err) => Err(anyhow::Error::new(err).context("cannot start the runtime")),
         }
@@ -119,16 +126,21 @@ async fn partner(command: PartnerCommand, config: Config) -> anyhow::Result<()> 
     match command {
         PartnerCommand::Create { name } => {
             let (partner, key) = partners::create(&db, &name).await?;
-            let out = serde_json::json!({ "partner_id": partner.id, "api_key": key.expose_secret() });
+            let out =
+                serde_json::json!({ "partner_id": partner.id, "api_key": key.expose_secret() });
             println!("{out}");
         }
-        PartnerCommand::Suspend { id } | PartnerCommand::Resume { id: id @ _ }
+        PartnerCommand::Suspend { id } | PartnerCommand::Resume { id }
             if !ids::is_valid(ids::Kind::Partner, &id) =>
         {
             anyhow::bail!("no partner {id}");
         }
-        PartnerCommand::Suspend { id } => print_partner(&partners::set_status(&db, &id, true).await?),
-        PartnerCommand::Resume { id } => print_partner(&partners::set_status(&db, &id, false).await?),
+        PartnerCommand::Suspend { id } => {
+            print_partner(&partners::set_status(&db, &id, true).await?)
+        }
+        PartnerCommand::Resume { id } => {
+            print_partner(&partners::set_status(&db, &id, false).await?)
+        }
         PartnerCommand::List => {
             for partner in partners::list_all(&db).await? {
                 print_partner(&partner);
@@ -151,11 +163,17 @@ async fn master_key(command: MasterKeyCommand, config: Config) -> anyhow::Result
         MasterKeyCommand::Init => {
             let data_dir = config.data_dir.clone();
             let (resolved, material) =
-                tokio::task::spawn_blocking(move || keys::source::init(&source, &data_dir)).await??;
+                tokio::task::spawn_blocking(move || keys::source::init(&source, &data_dir))
+                    .await??;
             match material {
                 Some(material) => {
-                    eprintln!("set {resolved} to the following value in the service's environment:");
-                    println!("{}", material.expose_secret().trim_end().replace('\n', "\\n"));
+                    eprintln!(
+                        "set {resolved} to the following value in the service's environment:"
+                    );
+                    println!(
+                        "{}",
+                        material.expose_secret().trim_end().replace('\n', "\\n")
+                    );
                 }
                 None => eprintln!("master key mk1 created in {resolved}"),
             }
@@ -170,7 +188,10 @@ async fn master_key(command: MasterKeyCommand, config: Config) -> anyhow::Result
             let versions: Vec<_> = registered
                 .iter()
                 .map(|r| {
-                    let vaults = in_use.iter().find(|(v, _)| *v == r.version).map_or(0, |(_, n)| *n);
+                    let vaults = in_use
+                        .iter()
+                        .find(|(v, _)| *v == r.version)
+                        .map_or(0, |(_, n)| *n);
                     serde_json::json!({
                         "version": format!("mk{}", r.version),
                         "recipient": r.recipient,

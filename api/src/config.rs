@@ -68,17 +68,20 @@ const ENV_KEYS: &[&str] = &[
 
 impl Config {
     /// Reads defaults, the optional file and the environment.
-    pub fn load() -> Result<Config, figment::Error> {
+    pub fn load() -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match std::env::var_os("CONNECT_CONFIG") {
             Some(path) => figment = figment.merge(Toml::file_exact(PathBuf::from(path))),
-            None if Path::new("connect.toml").exists() => figment = figment.merge(Toml::file_exact("connect.toml")),
+            None if Path::new("connect.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("connect.toml"))
+            }
             None => {}
         }
         figment
             .merge(Env::prefixed("CONNECT_").only(ENV_KEYS))
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .extract()
+            .map_err(Box::new)
     }
 
     /// The database URL in effect.

@@ -22,11 +22,17 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     /// A body that is not valid JSON for the endpoint. `detail` never quotes a value.
     #[error("invalid JSON body: {detail}")]
-    InvalidJson { detail: String, field: Option<String> },
+    InvalidJson {
+        detail: String,
+        field: Option<String>,
+    },
     #[error("invalid query: {0}")]
     InvalidQuery(String),
     #[error("invalid header {header}: {reason}")]
-    InvalidHeader { header: &'static str, reason: &'static str },
+    InvalidHeader {
+        header: &'static str,
+        reason: &'static str,
+    },
     #[error("the body must be application/json")]
     UnsupportedMediaType,
     #[error("the body is larger than {0} bytes")]
@@ -50,7 +56,12 @@ struct Shape {
 }
 
 impl Shape {
-    fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Shape {
             status,
             code,
@@ -73,12 +84,20 @@ impl ApiError {
     fn shape(&self) -> Shape {
         use connect_broker::Error as E;
         match self {
-            ApiError::Broker(E::NotFound(what)) => {
-                Shape::new(StatusCode::NOT_FOUND, "not_found", "Not found", format!("{what} not found"))
-            }
+            ApiError::Broker(E::NotFound(what)) => Shape::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                format!("{what} not found"),
+            ),
             ApiError::Broker(E::Conflict { what, existing_id }) => Shape {
                 existing_id: existing_id.clone(),
-                ..Shape::new(StatusCode::CONFLICT, "already_exists", "Already exists", format!("a {what} already exists"))
+                ..Shape::new(
+                    StatusCode::CONFLICT,
+                    "already_exists",
+                    "Already exists",
+                    format!("a {what} already exists"),
+                )
             },
             ApiError::Broker(E::Invalid { field, reason }) => Shape {
                 field: Some(field.clone()),
@@ -89,9 +108,12 @@ impl ApiError {
                     format!("{field} {reason}"),
                 )
             },
-            ApiError::Broker(E::State(code)) => {
-                Shape::new(StatusCode::CONFLICT, code, "Not possible in the current state", code.replace('_', " "))
-            }
+            ApiError::Broker(E::State(code)) => Shape::new(
+                StatusCode::CONFLICT,
+                code,
+                "Not possible in the current state",
+                code.replace('_', " "),
+            ),
             ApiError::Broker(E::IdempotencyMismatch) => Shape::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -105,19 +127,34 @@ impl ApiError {
                 "a request with this Idempotency-Key is still being processed",
             )
             .retryable(),
-            ApiError::Broker(E::Store(err)) | ApiError::Auth(AuthError::Store(err)) => storage_shape(err),
+            ApiError::Broker(E::Store(err)) | ApiError::Auth(AuthError::Store(err)) => {
+                storage_shape(err)
+            }
             ApiError::Broker(E::Key(_) | E::Internal(_)) => internal(),
             ApiError::Auth(err) => auth_shape(err),
             ApiError::InvalidJson { detail, field } => Shape {
                 field: field.clone(),
-                ..Shape::new(StatusCode::BAD_REQUEST, "invalid_json", "Invalid JSON body", detail.clone())
+                ..Shape::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    "Invalid JSON body",
+                    detail.clone(),
+                )
             },
-            ApiError::InvalidQuery(detail) => {
-                Shape::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query parameters", detail.clone())
-            }
+            ApiError::InvalidQuery(detail) => Shape::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "Invalid query parameters",
+                detail.clone(),
+            ),
             ApiError::InvalidHeader { header, reason } => Shape {
                 field: Some((*header).to_owned()),
-                ..Shape::new(StatusCode::BAD_REQUEST, "invalid_header", "Invalid header", format!("{header} {reason}"))
+                ..Shape::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_header",
+                    "Invalid header",
+                    format!("{header} {reason}"),
+                )
             },
             ApiError::UnsupportedMediaType => Shape::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -131,7 +168,12 @@ impl ApiError {
                 "Payload too large",
                 format!("the body must be at most {limit} bytes"),
             ),
-            ApiError::RouteNotFound => Shape::new(StatusCode::NOT_FOUND, "not_found", "Not found", "no such route"),
+            ApiError::RouteNotFound => Shape::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "no such route",
+            ),
             ApiError::SecretNotReplayable { key_id } => Shape {
                 existing_id: Some(key_id.clone()),
                 ..Shape::new(
@@ -147,12 +189,19 @@ impl ApiError {
 }
 
 fn internal() -> Shape {
-    Shape::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error", "an internal error occurred")
+    Shape::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Internal error",
+        "an internal error occurred",
+    )
 }
 
 fn storage_shape(err: &connect_broker::sqlx::Error) -> Shape {
     match err {
-        connect_broker::sqlx::Error::PoolTimedOut | connect_broker::sqlx::Error::PoolClosed | connect_broker::sqlx::Error::Io(_) => Shape::new(
+        connect_broker::sqlx::Error::PoolTimedOut
+        | connect_broker::sqlx::Error::PoolClosed
+        | connect_broker::sqlx::Error::Io(_) => Shape::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
             "Storage unavailable",
@@ -185,7 +234,9 @@ fn auth_shape(err: &AuthError) -> Shape {
             )
         },
         AuthError::Suspended => Shape {
-            www_authenticate: bearer(", error=\"invalid_token\", error_description=\"partner suspended\""),
+            www_authenticate: bearer(
+                ", error=\"invalid_token\", error_description=\"partner suspended\"",
+            ),
             ..Shape::new(
                 StatusCode::UNAUTHORIZED,
                 "partner_suspended",
@@ -194,7 +245,9 @@ fn auth_shape(err: &AuthError) -> Shape {
             )
         },
         AuthError::InsufficientScope(scope) => Shape {
-            www_authenticate: bearer(&format!(", error=\"insufficient_scope\", scope=\"{scope}\"")),
+            www_authenticate: bearer(&format!(
+                ", error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
             ..Shape::new(
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",
@@ -233,9 +286,15 @@ fn problem_response(shape: Shape) -> HttpResponse {
         retryable: shape.retryable,
     };
     let mut response = HttpResponse::build(shape.status);
-    response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)));
+    response.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    ));
     response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    if let Some(challenge) = shape.www_authenticate.and_then(|c| HeaderValue::from_str(&c).ok()) {
+    if let Some(challenge) = shape
+        .www_authenticate
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
         response.insert_header((header::WWW_AUTHENTICATE, challenge));
     }
     response.json(problem)

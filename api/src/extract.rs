@@ -32,7 +32,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         let declared_too_large = req
@@ -58,8 +59,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Parses `bytes` as `T`, describing failures by position and field, never by value.
+/// Parses `bytes` as `T`, describing failures by position and field, never by value. Every
+/// request body of this API is a JSON object; serde would also fill a struct from an array,
+/// which is refused here.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::InvalidJson {
+                detail: "the body must be a JSON object".into(),
+                field: None,
+            });
+        }
+        None => {
+            return Err(ApiError::InvalidJson {
+                detail: "the body is empty".into(),
+                field: None,
+            });
+        }
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     let value = parsed.map_err(|err| {
@@ -90,17 +108,21 @@ fn describe_json_error(err: &serde_json::Error, field: Option<&str>) -> String {
                 let name: String = rest.chars().take_while(|c| *c != '`').take(64).collect();
                 return format!("unknown field `{name}`");
             }
-            if message.starts_with("missing field `") {
-                let name: String = message["missing field `".len()..].chars().take_while(|c| *c != '`').collect();
+            if let Some(rest) = message.strip_prefix("missing field `") {
+                let name: String = rest.chars().take_while(|c| *c != '`').collect();
                 return format!("missing field `{name}`");
             }
             let expected = message
                 .split_once(", expected ")
                 .map(|(_, e)| e.split(" at line").next().unwrap_or(e).to_owned());
             match (field, expected) {
-                (Some(field), Some(expected)) => format!("`{field}` has the wrong type or value; expected {expected}"),
+                (Some(field), Some(expected)) => {
+                    format!("`{field}` has the wrong type or value; expected {expected}")
+                }
                 (Some(field), None) => format!("`{field}` has the wrong type or value"),
-                (None, Some(expected)) => format!("the body has the wrong shape; expected {expected}"),
+                (None, Some(expected)) => {
+                    format!("the body has the wrong shape; expected {expected}")
+                }
                 (None, None) => "the body has the wrong shape".to_owned(),
             }
         }
@@ -115,13 +137,15 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = serde_urlencoded::from_str::<T>(req.query_string()).map(Query).map_err(|err| {
-            // serde_urlencoded messages name the parameter and the expectation, not values, except
-            // for "invalid digit" style messages that carry no value either.
-            let message = err.to_string();
-            let message = message.split(": \"").next().unwrap_or(&message).to_owned();
-            ApiError::InvalidQuery(message)
-        });
+        let parsed = serde_urlencoded::from_str::<T>(req.query_string())
+            .map(Query)
+            .map_err(|err| {
+                // serde_urlencoded messages name the parameter and the expectation, not values, except
+                // for "invalid digit" style messages that carry no value either.
+                let message = err.to_string();
+                let message = message.split(": \"").next().unwrap_or(&message).to_owned();
+                ApiError::InvalidQuery(message)
+            });
         std::future::ready(parsed)
     }
 }
@@ -137,7 +161,9 @@ impl FromRequest for IdempotencyKey {
         let result = match req.headers().get("Idempotency-Key") {
             None => Ok(IdempotencyKey(None)),
             Some(value) => match value.to_str() {
-                Ok(text) if !text.is_empty() && text.len() <= 255 => Ok(IdempotencyKey(Some(text.to_owned()))),
+                Ok(text) if !text.is_empty() && text.len() <= 255 => {
+                    Ok(IdempotencyKey(Some(text.to_owned())))
+                }
                 _ => Err(ApiError::InvalidHeader {
                     header: "Idempotency-Key",
                     reason: "must be 1 to 255 visible ASCII characters",
@@ -171,7 +197,11 @@ mod tests {
     fn errors_name_fields_but_never_quote_values() {
         let cases = [
             (r#"{"api_key": 1234567, "count": 1}"#, "api_key", "1234567"),
-            (r#"{"api_key": "x", "count": "canary-9b1"}"#, "count", "canary-9b1"),
+            (
+                r#"{"api_key": "x", "count": "canary-9b1"}"#,
+                "count",
+                "canary-9b1",
+            ),
             (r#"{"api_key": "x", "count": 1, "extra": 1}"#, "extra", "@@"),
             (r#"{"count": 1}"#, "api_key", "@@"),
         ];
@@ -182,5 +212,9 @@ mod tests {
         }
         assert!(detail("{not json").starts_with("malformed JSON"));
         assert!(detail(r#"{"api_key":"x","count":1} trailing"#).contains("trailing"));
+        assert!(
+            detail(r#"["x", 1]"#).contains("JSON object"),
+            "a struct is not filled from an array"
+        );
     }
 }

@@ -47,7 +47,9 @@ impl Modify for BearerAuth {
 pub fn document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut text = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises");
+        let mut text = ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises");
         text.push('\n');
         text
     })

@@ -28,9 +28,11 @@ pub async fn load_master_key(config: &Config, db: &Db) -> anyhow::Result<LoadOut
     let may_create = !master_keys::any_registered(db).await?;
     let data_dir = config.data_dir.clone();
     let source_for_load = source.clone();
-    let outcome = tokio::task::spawn_blocking(move || keys::source::load(&source_for_load, &data_dir, may_create))
-        .await
-        .context("the master key loader stopped")??;
+    let outcome = tokio::task::spawn_blocking(move || {
+        keys::source::load(&source_for_load, &data_dir, may_create)
+    })
+    .await
+    .context("the master key loader stopped")??;
     master_keys::reconcile(db, &outcome.ring, &outcome.resolved.to_string()).await?;
     Ok(outcome)
 }
@@ -41,7 +43,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     db.migrate().await.context("database migration failed")?;
     let outcome = load_master_key(&config, &db).await?;
 
-    let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = TcpListener::bind(&config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(
         database = %store::redact_url(&config.database_url()),
@@ -99,5 +102,7 @@ pub fn app(
         )
         .wrap(middleware::from_fn(telemetry::observe))
         .configure(crate::routes::configure)
-        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound) }))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
+        }))
 }

@@ -33,12 +33,24 @@ const TOKEN_BEARING_PREFIXES: &[&str] = &["/connect/"];
 /// clean for scripts.
 pub fn init_logging(format: LogFormat, to_stderr: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let writer = tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
-        if to_stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
-    });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let writer =
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
+            if to_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
 }
@@ -49,7 +61,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
-                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
                 .expect("static buckets are valid")
                 .install_recorder()
                 .expect("the metrics recorder is installed once")
@@ -65,8 +79,13 @@ pub async fn observe(
     let started = Instant::now();
     let request_id = connect_broker::ids::new(connect_broker::ids::Kind::Request);
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let path = if TOKEN_BEARING_PREFIXES.iter().any(|p| req.path().starts_with(p)) {
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let path = if TOKEN_BEARING_PREFIXES
+        .iter()
+        .any(|p| req.path().starts_with(p))
+    {
         route.clone()
     } else {
         req.path().to_owned()
@@ -90,13 +109,20 @@ pub async fn observe(
             "request"
         );
     });
-    let labels = [("route", route), ("method", method), ("status", status.to_string())];
+    let labels = [
+        ("route", route),
+        ("method", method),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("connect_http_requests_total", &labels).increment(1);
-    metrics::histogram!("connect_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    metrics::histogram!("connect_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
 
     result.map(|mut response| {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
         }
         response
     })

@@ -99,7 +99,10 @@ pub async fn create(
     }
     let caller_is_admin = tenant.scopes().contains(&Scope::Admin);
     if !caller_is_admin && scopes.iter().any(|s| !tenant.scopes().contains(s)) {
-        return Err(Error::invalid("scopes", "may only include scopes the calling key holds"));
+        return Err(Error::invalid(
+            "scopes",
+            "may only include scopes the calling key holds",
+        ));
     }
     let mut scopes = scopes.to_vec();
     scopes.sort();
@@ -107,14 +110,15 @@ pub async fn create(
 
     let id = ids::new(Kind::ApiKey);
     let mut tx = db.pool().begin().await?;
-    if let Some(idem) = idem {
-        if let Some(existing) = idempotency::claim(&mut tx, tenant.partner_id(), idem, &id).await? {
-            tx.rollback().await?;
-            return Ok(Created::Replayed { key_id: existing });
-        }
+    if let Some(idem) = idem
+        && let Some(existing) = idempotency::claim(&mut tx, tenant.partner_id(), idem, &id).await?
+    {
+        tx.rollback().await?;
+        return Ok(Created::Replayed { key_id: existing });
     }
     let (key, secret) = insert(&mut tx, tenant.partner_id(), &id, name, &scopes).await?;
-    let event = NewEvent::lifecycle(tenant.actor(), "api_key.created").path(&format!("/v1/api-keys/{id}"));
+    let event =
+        NewEvent::lifecycle(tenant.actor(), "api_key.created").path(&format!("/v1/api-keys/{id}"));
     audit::append(&mut tx, tenant.partner_id(), event).await?;
     tx.commit().await?;
     tracing::info!(partner_id = tenant.partner_id(), key_id = %key.id, "api key created");
@@ -150,7 +154,8 @@ pub async fn revoke(db: &Db, tenant: &Tenant, key_id: &str) -> Result<ApiKey, Er
     .execute(&mut *tx)
     .await?;
     if changed.rows_affected() == 1 {
-        let event = NewEvent::lifecycle(tenant.actor(), "api_key.revoked").path(&format!("/v1/api-keys/{key_id}"));
+        let event = NewEvent::lifecycle(tenant.actor(), "api_key.revoked")
+            .path(&format!("/v1/api-keys/{key_id}"));
         audit::append(&mut tx, tenant.partner_id(), event).await?;
     }
     let key: Option<ApiKey> = sqlx::query_as(

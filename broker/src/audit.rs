@@ -129,9 +129,15 @@ impl Event {
 }
 
 /// Appends `event` to `partner_id`'s chain inside the caller's transaction.
-pub async fn append(conn: &mut AnyConnection, partner_id: &str, event: NewEvent) -> Result<String, Error> {
+pub async fn append(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    event: NewEvent,
+) -> Result<String, Error> {
     if event.path.as_deref().is_some_and(|p| p.contains('?')) {
-        return Err(Error::Internal(anyhow::anyhow!("audit paths never carry a query string")));
+        return Err(Error::Internal(anyhow::anyhow!(
+            "audit paths never carry a query string"
+        )));
     }
     let (seq, prev_hash): (i64, String) = sqlx::query_as(
         "UPDATE partners SET audit_seq = audit_seq + 1 WHERE id = $1 RETURNING audit_seq, audit_head",
@@ -200,11 +206,17 @@ pub struct Filter {
     pub action: Option<String>,
 }
 
-const EVENT_COLUMNS: &str = "id, seq, occurred_at, actor, action, vault_id, connection_id, integration, method,
+const EVENT_COLUMNS: &str =
+    "id, seq, occurred_at, actor, action, vault_id, connection_id, integration, method,
      host, path, status, outcome, reason, duration_ms, prev_hash, hash";
 
 /// Lists the tenant's events, oldest first.
-pub async fn list(db: &Db, tenant: &Tenant, filter: &Filter, page: &PageRequest) -> Result<Page<Event>, Error> {
+pub async fn list(
+    db: &Db,
+    tenant: &Tenant,
+    filter: &Filter,
+    page: &PageRequest,
+) -> Result<Page<Event>, Error> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM audit_events
          WHERE partner_id = $1 AND id > $2
@@ -273,24 +285,55 @@ pub async fn verify(db: &Db, tenant: &Tenant) -> Result<Verification, Error> {
         for event in batch {
             let expected_seq = checked + 1;
             let broken = if event.seq != expected_seq {
-                Some(BrokenLink { seq: expected_seq, event_id: None, reason: "missing" })
+                Some(BrokenLink {
+                    seq: expected_seq,
+                    event_id: None,
+                    reason: "missing",
+                })
             } else if event.compute_hash(partner_id) != event.hash {
-                Some(BrokenLink { seq: event.seq, event_id: Some(event.id.clone()), reason: "content_changed" })
+                Some(BrokenLink {
+                    seq: event.seq,
+                    event_id: Some(event.id.clone()),
+                    reason: "content_changed",
+                })
             } else if event.prev_hash != prev {
-                Some(BrokenLink { seq: event.seq, event_id: Some(event.id.clone()), reason: "link_broken" })
+                Some(BrokenLink {
+                    seq: event.seq,
+                    event_id: Some(event.id.clone()),
+                    reason: "link_broken",
+                })
             } else {
                 None
             };
             if broken.is_some() {
-                return Ok(Verification { ok: false, events: checked, head: prev, first_broken: broken });
+                return Ok(Verification {
+                    ok: false,
+                    events: checked,
+                    head: prev,
+                    first_broken: broken,
+                });
             }
             prev = event.hash;
             checked += 1;
         }
     }
     if checked != expected_len || prev != expected_head {
-        let broken = BrokenLink { seq: checked + 1, event_id: None, reason: "tail_removed" };
-        return Ok(Verification { ok: false, events: checked, head: prev, first_broken: Some(broken) });
+        let broken = BrokenLink {
+            seq: checked + 1,
+            event_id: None,
+            reason: "tail_removed",
+        };
+        return Ok(Verification {
+            ok: false,
+            events: checked,
+            head: prev,
+            first_broken: Some(broken),
+        });
     }
-    Ok(Verification { ok: true, events: checked, head: prev, first_broken: None })
+    Ok(Verification {
+        ok: true,
+        events: checked,
+        head: prev,
+        first_broken: None,
+    })
 }

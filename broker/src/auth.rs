@@ -23,7 +23,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [Scope::Admin, Scope::Vaults, Scope::Connect, Scope::Proxy, Scope::Audit];
+    pub const ALL: [Scope; 5] = [
+        Scope::Admin,
+        Scope::Vaults,
+        Scope::Connect,
+        Scope::Proxy,
+        Scope::Audit,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,7 +47,11 @@ impl Scope {
 
     /// Space-separated storage form.
     pub fn join(scopes: &[Scope]) -> String {
-        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub fn split(text: &str) -> Vec<Scope> {
@@ -168,7 +178,11 @@ pub async fn authenticate(db: &Db, key: &SecretString) -> Result<Principal, Auth
     if partner_status != "active" {
         return Err(AuthError::Suspended);
     }
-    Ok(Principal { partner_id, key_id, scopes: Scope::split(&scopes) })
+    Ok(Principal {
+        partner_id,
+        key_id,
+        scopes: Scope::split(&scopes),
+    })
 }
 
 impl From<AuthError> for Error {

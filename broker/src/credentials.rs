@@ -43,7 +43,11 @@ pub async fn deposit(
         return Err(Error::NotFound("vault"));
     };
     let binding = Binding::credential(vault_id, &connection_id, integration, 1);
-    let sealed = seal::seal(&parse_recipient(&recipient)?, &binding, secret.expose_secret())?;
+    let sealed = seal::seal(
+        &parse_recipient(&recipient)?,
+        &binding,
+        secret.expose_secret(),
+    )?;
     sqlx::query(
         "INSERT INTO connections (id, partner_id, vault_id, integration, status, sealed, seal_version, scopes,
              created_at, updated_at)
@@ -68,11 +72,25 @@ pub async fn deposit(
 }
 
 /// Opens the credential of an active connection. The injection path is the only caller.
-pub async fn open(db: &Db, keys: &MasterKeyRing, tenant: &Tenant, connection_id: &str) -> Result<SecretBytes, Error> {
+pub async fn open(
+    db: &Db,
+    keys: &MasterKeyRing,
+    tenant: &Tenant,
+    connection_id: &str,
+) -> Result<SecretBytes, Error> {
     if !ids::is_valid(Kind::Connection, connection_id) {
         return Err(Error::NotFound("connection"));
     }
-    type Row = (String, String, String, Option<Vec<u8>>, i64, String, Option<Vec<u8>>, i64);
+    type Row = (
+        String,
+        String,
+        String,
+        Option<Vec<u8>>,
+        i64,
+        String,
+        Option<Vec<u8>>,
+        i64,
+    );
     let row: Option<Row> = sqlx::query_as(
         "SELECT c.vault_id, c.integration, c.status, c.sealed, c.seal_version,
                 v.status, v.wrapped_key, v.master_key_version
@@ -83,7 +101,16 @@ pub async fn open(db: &Db, keys: &MasterKeyRing, tenant: &Tenant, connection_id:
     .bind(tenant.partner_id())
     .fetch_optional(db.pool())
     .await?;
-    let Some((vault_id, integration, status, sealed, seal_version, vault_status, wrapped, master_version)) = row
+    let Some((
+        vault_id,
+        integration,
+        status,
+        sealed,
+        seal_version,
+        vault_status,
+        wrapped,
+        master_version,
+    )) = row
     else {
         return Err(Error::NotFound("connection"));
     };

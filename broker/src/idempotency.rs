@@ -22,7 +22,11 @@ pub struct Idempotency {
 
 impl Idempotency {
     /// `operation` names the endpoint; `request` is the canonical request body.
-    pub fn new(key: &str, operation: &'static str, request: &serde_json::Value) -> Result<Self, Error> {
+    pub fn new(
+        key: &str,
+        operation: &'static str,
+        request: &serde_json::Value,
+    ) -> Result<Self, Error> {
         validate::identifier("Idempotency-Key", key, 255)?;
         let mut hasher = Sha256::new();
         hasher.update(operation.as_bytes());

@@ -24,7 +24,10 @@ impl PageRequest {
     pub fn new(kind: Kind, limit: Option<i64>, cursor: Option<&str>) -> Result<Self, Error> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Error::invalid("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            return Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let after = match cursor {
             None | Some("") => String::new(),
@@ -61,7 +64,10 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Page { data: rows, next_cursor }
+        Page {
+            data: rows,
+            next_cursor,
+        }
     }
 }
 
@@ -76,7 +82,12 @@ mod tests {
         assert!(PageRequest::new(Kind::Vault, None, Some("not-a-cursor")).is_err());
         let id = ids::new(Kind::Vault);
         let cursor = URL_SAFE_NO_PAD.encode(&id);
-        assert_eq!(PageRequest::new(Kind::Vault, Some(5), Some(&cursor)).unwrap().after, id);
+        assert_eq!(
+            PageRequest::new(Kind::Vault, Some(5), Some(&cursor))
+                .unwrap()
+                .after,
+            id
+        );
         assert!(PageRequest::new(Kind::Event, Some(5), Some(&cursor)).is_err());
     }
 }

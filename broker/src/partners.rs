@@ -42,9 +42,16 @@ pub async fn create(db: &Db, name: &str) -> Result<(Partner, SecretString), Erro
     .execute(&mut *tx)
     .await?;
     let key_id = ids::new(Kind::ApiKey);
-    let (_, secret) = api_keys::insert(&mut tx, &partner.id, &key_id, "admin", &[Scope::Admin]).await?;
-    audit::append(&mut tx, &partner.id, NewEvent::lifecycle("operator", "partner.created")).await?;
-    let event = NewEvent::lifecycle("operator", "api_key.created").path(&format!("/v1/api-keys/{key_id}"));
+    let (_, secret) =
+        api_keys::insert(&mut tx, &partner.id, &key_id, "admin", &[Scope::Admin]).await?;
+    audit::append(
+        &mut tx,
+        &partner.id,
+        NewEvent::lifecycle("operator", "partner.created"),
+    )
+    .await?;
+    let event =
+        NewEvent::lifecycle("operator", "api_key.created").path(&format!("/v1/api-keys/{key_id}"));
     audit::append(&mut tx, &partner.id, event).await?;
     tx.commit().await?;
     Ok((partner, secret))
@@ -54,14 +61,20 @@ pub async fn create(db: &Db, name: &str) -> Result<(Partner, SecretString), Erro
 pub async fn set_status(db: &Db, partner_id: &str, suspended: bool) -> Result<Partner, Error> {
     let status = if suspended { "suspended" } else { "active" };
     let mut tx = db.pool().begin().await?;
-    let changed = sqlx::query("UPDATE partners SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $1")
-        .bind(status)
-        .bind(clock::now_ms())
-        .bind(partner_id)
-        .execute(&mut *tx)
-        .await?;
+    let changed = sqlx::query(
+        "UPDATE partners SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $1",
+    )
+    .bind(status)
+    .bind(clock::now_ms())
+    .bind(partner_id)
+    .execute(&mut *tx)
+    .await?;
     if changed.rows_affected() == 1 {
-        let action = if suspended { "partner.suspended" } else { "partner.resumed" };
+        let action = if suspended {
+            "partner.suspended"
+        } else {
+            "partner.resumed"
+        };
         audit::append(&mut tx, partner_id, NewEvent::lifecycle("operator", action)).await?;
     }
     let partner: Option<Partner> =
@@ -84,7 +97,9 @@ pub async fn get(db: &Db, tenant: &Tenant) -> Result<Partner, Error> {
 
 /// Every partner, for the operator.
 pub async fn list_all(db: &Db) -> Result<Vec<Partner>, Error> {
-    Ok(sqlx::query_as("SELECT id, name, status, created_at FROM partners ORDER BY id")
-        .fetch_all(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT id, name, status, created_at FROM partners ORDER BY id")
+            .fetch_all(db.pool())
+            .await?,
+    )
 }

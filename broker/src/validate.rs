@@ -18,7 +18,10 @@ pub fn identifier(field: &str, value: &str, max_len: usize) -> Result<(), Error>
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.len() > max_len {
-        return Err(Error::invalid(field, format!("must be at most {max_len} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max_len} characters"),
+        ));
     }
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._-:@+=|/".contains(c);
     if !value.chars().all(allowed) {
@@ -49,14 +52,26 @@ pub fn metadata(value: &serde_json::Value) -> Result<String, Error> {
         .as_object()
         .ok_or_else(|| Error::invalid("metadata", "must be a JSON object"))?;
     if object.len() > MAX_METADATA_KEYS {
-        return Err(Error::invalid("metadata", format!("must have at most {MAX_METADATA_KEYS} keys")));
+        return Err(Error::invalid(
+            "metadata",
+            format!("must have at most {MAX_METADATA_KEYS} keys"),
+        ));
     }
-    if object.keys().any(|k| k.is_empty() || k.len() > 64 || k.chars().any(char::is_control)) {
-        return Err(Error::invalid("metadata", "keys must be 1 to 64 characters without control characters"));
+    if object
+        .keys()
+        .any(|k| k.is_empty() || k.len() > 64 || k.chars().any(char::is_control))
+    {
+        return Err(Error::invalid(
+            "metadata",
+            "keys must be 1 to 64 characters without control characters",
+        ));
     }
     let text = serde_json::to_string(value).map_err(|e| Error::Internal(e.into()))?;
     if text.len() > MAX_METADATA_BYTES {
-        return Err(Error::invalid("metadata", format!("must be at most {MAX_METADATA_BYTES} bytes")));
+        return Err(Error::invalid(
+            "metadata",
+            format!("must be at most {MAX_METADATA_BYTES} bytes"),
+        ));
     }
     Ok(text)
 }
@@ -80,14 +95,20 @@ mod tests {
             ("ünïcode", false),
         ];
         for (value, ok) in cases {
-            assert_eq!(identifier("external_user_id", value, 256).is_ok(), ok, "case {value:?}");
+            assert_eq!(
+                identifier("external_user_id", value, 256).is_ok(),
+                ok,
+                "case {value:?}"
+            );
         }
         assert!(identifier("external_user_id", &"a".repeat(10_000), 256).is_err());
     }
 
     #[test]
     fn errors_name_the_field_not_the_value() {
-        let err = identifier("external_user_id", "secret value", 256).unwrap_err().to_string();
+        let err = identifier("external_user_id", "secret value", 256)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("external_user_id"));
         assert!(!err.contains("secret value"));
     }

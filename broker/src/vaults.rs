@@ -54,18 +54,22 @@ pub async fn create(
     metadata: &serde_json::Value,
     idem: Option<&Idempotency>,
 ) -> Result<Created, Error> {
-    validate::identifier("external_user_id", external_user_id, validate::MAX_EXTERNAL_ID)?;
+    validate::identifier(
+        "external_user_id",
+        external_user_id,
+        validate::MAX_EXTERNAL_ID,
+    )?;
     let metadata = validate::metadata(metadata)?;
     let id = ids::new(Kind::Vault);
     let key_pair = keys.new_vault_key(&id)?;
     let now = clock::now_ms();
 
     let mut tx = db.pool().begin().await?;
-    if let Some(idem) = idem {
-        if let Some(existing) = idempotency::claim(&mut tx, tenant.partner_id(), idem, &id).await? {
-            tx.rollback().await?;
-            return Ok(Created::Replayed(get(db, tenant, &existing).await?));
-        }
+    if let Some(idem) = idem
+        && let Some(existing) = idempotency::claim(&mut tx, tenant.partner_id(), idem, &id).await?
+    {
+        tx.rollback().await?;
+        return Ok(Created::Replayed(get(db, tenant, &existing).await?));
     }
     let inserted = sqlx::query(
         "INSERT INTO vaults (id, partner_id, external_user_id, metadata, status, recipient, wrapped_key,
@@ -85,13 +89,22 @@ pub async fn create(
     if let Err(err) = inserted {
         tx.rollback().await?;
         if store::is_unique_violation(&err) {
-            let existing = find_active(db, tenant, external_user_id).await?.map(|v| v.id);
-            return Err(Error::Conflict { what: "vault for this external_user_id", existing_id: existing });
+            let existing = find_active(db, tenant, external_user_id)
+                .await?
+                .map(|v| v.id);
+            return Err(Error::Conflict {
+                what: "vault for this external_user_id",
+                existing_id: existing,
+            });
         }
         return Err(err.into());
     }
-    audit::append(&mut tx, tenant.partner_id(), NewEvent::lifecycle(tenant.actor(), "vault.created").vault(&id))
-        .await?;
+    audit::append(
+        &mut tx,
+        tenant.partner_id(),
+        NewEvent::lifecycle(tenant.actor(), "vault.created").vault(&id),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(partner_id = tenant.partner_id(), vault_id = %id, "vault created");
     Ok(Created::New(Vault {
@@ -118,7 +131,11 @@ pub async fn get(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Vault, Erro
         .ok_or(Error::NotFound("vault"))
 }
 
-async fn find_active(db: &Db, tenant: &Tenant, external_user_id: &str) -> Result<Option<Vault>, Error> {
+async fn find_active(
+    db: &Db,
+    tenant: &Tenant,
+    external_user_id: &str,
+) -> Result<Option<Vault>, Error> {
     let sql = format!(
         "SELECT {VAULT_COLUMNS} FROM vaults WHERE partner_id = $1 AND external_user_id = $2 AND status = 'active'"
     );
@@ -179,7 +196,11 @@ pub async fn delete(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Deleted,
     if changed.rows_affected() == 0 {
         tx.rollback().await?;
         let vault = get(db, tenant, vault_id).await?;
-        return Ok(Deleted { id: vault.id, status: "revoked", connections_revoked: 0 });
+        return Ok(Deleted {
+            id: vault.id,
+            status: "revoked",
+            connections_revoked: 0,
+        });
     }
     let revoked: Vec<(String, String)> = sqlx::query_as(
         "UPDATE connections SET status = 'revoked', sealed = NULL, revoked_at = $1, updated_at = $1
@@ -197,10 +218,23 @@ pub async fn delete(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Deleted,
             .reason("vault_deleted");
         audit::append(&mut tx, tenant.partner_id(), event).await?;
     }
-    audit::append(&mut tx, tenant.partner_id(), NewEvent::lifecycle(tenant.actor(), "vault.revoked").vault(vault_id))
-        .await?;
+    audit::append(
+        &mut tx,
+        tenant.partner_id(),
+        NewEvent::lifecycle(tenant.actor(), "vault.revoked").vault(vault_id),
+    )
+    .await?;
     tx.commit().await?;
     db.flush_destroyed().await;
-    tracing::info!(partner_id = tenant.partner_id(), vault_id, connections = revoked.len(), "vault deleted");
-    Ok(Deleted { id: vault_id.to_owned(), status: "revoked", connections_revoked: revoked.len() as i64 })
+    tracing::info!(
+        partner_id = tenant.partner_id(),
+        vault_id,
+        connections = revoked.len(),
+        "vault deleted"
+    );
+    Ok(Deleted {
+        id: vault_id.to_owned(),
+        status: "revoked",
+        connections_revoked: revoked.len() as i64,
+    })
 }

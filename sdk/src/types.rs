@@ -41,7 +41,14 @@ pub struct Problem {
 #[serde(deny_unknown_fields)]
 pub struct CreateVault {
     /// The partner's own id for the end user: 1 to 256 of `A-Z a-z 0-9 . _ - : @ + = | /`.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256, pattern = r"^[A-Za-z0-9._:@+=|/-]{1,256}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[A-Za-z0-9._:@+=|/-]{1,256}$"
+        )
+    )]
     pub external_user_id: String,
     /// Free-form JSON object (at most 50 keys, 8 KiB). Never put credentials here.
     #[serde(default)]

@@ -7,7 +7,9 @@ use connect_broker::idempotency::Idempotency;
 use connect_broker::ids::Kind;
 use connect_broker::pagination::PageRequest;
 use connect_broker::secret::ExposeSecret;
-use connect_sdk::types::{ApiKey, ApiKeyList, CreateApiKey, CreatedApiKey, KeyStatus, Problem, Scope};
+use connect_sdk::types::{
+    ApiKey, ApiKeyList, CreateApiKey, CreatedApiKey, KeyStatus, Problem, Scope,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -57,16 +59,23 @@ pub async fn create(
 
     let scopes: Vec<BrokerScope> = body.scopes.iter().map(|s| to_broker(*s)).collect();
     let idem = match idem.0 {
-        Some(key) => Some(Idempotency::new(&key, "api_keys.create", &serde_json::to_value(&body).unwrap_or_default())?),
+        Some(key) => Some(Idempotency::new(
+            &key,
+            "api_keys.create",
+            &serde_json::to_value(&body).unwrap_or_default(),
+        )?),
         None => None,
     };
 
     let created = api_keys::create(&state.db, &tenant, &body.name, &scopes, idem.as_ref()).await?;
 
     match created {
-        Created::New { key, secret } => Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(
-            CreatedApiKey { key: to_wire(key), api_key: secret.expose_secret().to_owned() },
-        )),
+        Created::New { key, secret } => Ok(HttpResponse::Created()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(CreatedApiKey {
+                key: to_wire(key),
+                api_key: secret.expose_secret().to_owned(),
+            })),
         Created::Replayed { key_id } => Err(ApiError::SecretNotReplayable { key_id }),
     }
 }
@@ -85,7 +94,11 @@ pub async fn create(
     security(("api_key" = ["admin"]))
 )]
 #[http_get("/api-keys")]
-pub async fn list(state: web::Data<AppState>, caller: Caller, Query(query): Query<ListKeys>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    Query(query): Query<ListKeys>,
+) -> ApiResult<HttpResponse> {
     let tenant = caller.require(BrokerScope::Admin)?;
 
     let page = PageRequest::new(Kind::ApiKey, query.limit, query.cursor.as_deref())?;
@@ -111,7 +124,11 @@ pub async fn list(state: web::Data<AppState>, caller: Caller, Query(query): Quer
     security(("api_key" = ["admin"]))
 )]
 #[http_delete("/api-keys/{key_id}")]
-pub async fn revoke(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let tenant = caller.require(BrokerScope::Admin)?;
 
     let key = api_keys::revoke(&state.db, &tenant, &path).await?;
@@ -142,7 +159,11 @@ fn from_broker(scope: BrokerScope) -> Scope {
 fn to_wire(key: api_keys::ApiKey) -> ApiKey {
     ApiKey {
         scopes: key.scope_list().into_iter().map(from_broker).collect(),
-        status: if key.revoked_at.is_some() { KeyStatus::Revoked } else { KeyStatus::Active },
+        status: if key.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else {
+            KeyStatus::Active
+        },
         created_at: super::time(key.created_at),
         revoked_at: key.revoked_at.map(super::time),
         id: key.id,

@@ -45,11 +45,19 @@ pub struct ListEvents {
     security(("api_key" = ["audit"]))
 )]
 #[http_get("/audit")]
-pub async fn list(state: web::Data<AppState>, caller: Caller, Query(query): Query<ListEvents>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    Query(query): Query<ListEvents>,
+) -> ApiResult<HttpResponse> {
     let tenant = caller.require(Scope::Audit)?;
 
     let page = PageRequest::new(Kind::Event, query.limit, query.cursor.as_deref())?;
-    let filter = Filter { vault_id: query.vault_id, connection_id: query.connection_id, action: query.action };
+    let filter = Filter {
+        vault_id: query.vault_id,
+        connection_id: query.connection_id,
+        action: query.action,
+    };
 
     let page = audit::list(&state.db, &tenant, &filter, &page).await?;
 

@@ -7,12 +7,16 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 /// The OpenAPI document (the same bytes as `openapi/openapi.json`).
 #[http_get("/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(crate::openapi::document())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::document())
 }
 
 #[http_get("/docs")]
 pub async fn docs_redirect() -> HttpResponse {
-    HttpResponse::Found().insert_header(("Location", "/docs/")).finish()
+    HttpResponse::Found()
+        .insert_header(("Location", "/docs/"))
+        .finish()
 }
 
 /// The Swagger UI service at `/docs/`, reading `/openapi.json`.

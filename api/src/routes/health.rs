@@ -10,7 +10,10 @@ use crate::state::AppState;
     responses((status = 200, description = "Up", body = Health)))]
 #[http_get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok".into(), checks: None })
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        checks: None,
+    })
 }
 
 /// Readiness: the database answers and the master key can wrap and unwrap a vault key.
@@ -25,13 +28,27 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let master_key = state
         .keys
         .new_vault_key("vlt_readiness_probe")
-        .and_then(|pair| state.keys.open_vault_key("vlt_readiness_probe", pair.master_version, Some(&pair.wrapped)))
+        .and_then(|pair| {
+            state.keys.open_vault_key(
+                "vlt_readiness_probe",
+                pair.master_version,
+                Some(&pair.wrapped),
+            )
+        })
         .is_ok();
     let word = |ok: bool| serde_json::Value::from(if ok { "ok" } else { "unavailable" });
     let mut checks = serde_json::Map::new();
     checks.insert("database".into(), word(database));
     checks.insert("master_key".into(), word(master_key));
-    let body = Health { status: if database && master_key { "ok" } else { "unavailable" }.into(), checks: Some(checks) };
+    let body = Health {
+        status: if database && master_key {
+            "ok"
+        } else {
+            "unavailable"
+        }
+        .into(),
+        checks: Some(checks),
+    };
     if database && master_key {
         HttpResponse::Ok().json(body)
     } else {
@@ -44,5 +61,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 #[http_get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }

@@ -60,12 +60,23 @@ pub async fn create(
 
     let metadata = serde_json::Value::Object(body.metadata.clone().unwrap_or_default());
     let idem = match idem.0 {
-        Some(key) => Some(Idempotency::new(&key, "vaults.create", &serde_json::to_value(&body).unwrap_or_default())?),
+        Some(key) => Some(Idempotency::new(
+            &key,
+            "vaults.create",
+            &serde_json::to_value(&body).unwrap_or_default(),
+        )?),
         None => None,
     };
 
-    let created = vaults::create(&state.db, &state.keys, &tenant, &body.external_user_id, &metadata, idem.as_ref())
-        .await?;
+    let created = vaults::create(
+        &state.db,
+        &state.keys,
+        &tenant,
+        &body.external_user_id,
+        &metadata,
+        idem.as_ref(),
+    )
+    .await?;
 
     Ok(match created {
         Created::New(vault) => HttpResponse::Created().json(to_wire(vault)),
@@ -87,7 +98,11 @@ pub async fn create(
     security(("api_key" = ["vaults"]))
 )]
 #[http_get("/vaults")]
-pub async fn list(state: web::Data<AppState>, caller: Caller, Query(query): Query<ListVaults>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    Query(query): Query<ListVaults>,
+) -> ApiResult<HttpResponse> {
     let tenant = caller.require(Scope::Vaults)?;
 
     let page = PageRequest::new(Kind::Vault, query.limit, query.cursor.as_deref())?;
@@ -113,7 +128,11 @@ pub async fn list(state: web::Data<AppState>, caller: Caller, Query(query): Quer
     security(("api_key" = ["vaults"]))
 )]
 #[http_get("/vaults/{vault_id}")]
-pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let tenant = caller.require(Scope::Vaults)?;
 
     let vault = vaults::get(&state.db, &tenant, &path).await?;
@@ -137,7 +156,11 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<Str
     security(("api_key" = ["vaults"]))
 )]
 #[http_delete("/vaults/{vault_id}")]
-pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let tenant = caller.require(Scope::Vaults)?;
 
     let deleted = vaults::delete(&state.db, &tenant, &path).await?;
@@ -152,7 +175,11 @@ pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<
 fn to_wire(vault: vaults::Vault) -> Vault {
     Vault {
         metadata: serde_json::from_str(&vault.metadata).unwrap_or_default(),
-        status: if vault.status == "active" { VaultStatus::Active } else { VaultStatus::Revoked },
+        status: if vault.status == "active" {
+            VaultStatus::Active
+        } else {
+            VaultStatus::Revoked
+        },
         created_at: super::time(vault.created_at),
         revoked_at: vault.revoked_at.map(super::time),
         id: vault.id,

@@ -34,8 +34,11 @@ fn with_deadline<T: Send + 'static>(
     std::thread::spawn(move || {
         let _ = tx.send(work());
     });
-    rx.recv_timeout(DEADLINE)
-        .unwrap_or_else(|_| Err(KeychainError::Unavailable("the keychain did not answer within 5 s".into())))
+    rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        Err(KeychainError::Unavailable(
+            "the keychain did not answer within 5 s".into(),
+        ))
+    })
 }
 
 fn map_err(err: keyring::Error) -> KeychainError {
@@ -57,7 +60,9 @@ pub fn probe() -> Result<(), KeychainError> {
         let _ = entry.delete_credential();
         match read {
             Ok(read) if read == value => Ok(()),
-            Ok(_) => Err(KeychainError::Unavailable("the probe read back a different value".into())),
+            Ok(_) => Err(KeychainError::Unavailable(
+                "the probe read back a different value".into(),
+            )),
             Err(err) => Err(err),
         }
     })
@@ -67,7 +72,10 @@ pub fn probe() -> Result<(), KeychainError> {
 pub fn read_master() -> Result<SecretString, KeychainError> {
     with_deadline(|| {
         let entry = keyring::Entry::new(SERVICE, MASTER_KEY_ACCOUNT).map_err(map_err)?;
-        entry.get_password().map(SecretString::from).map_err(map_err)
+        entry
+            .get_password()
+            .map(SecretString::from)
+            .map_err(map_err)
     })
 }
 
@@ -76,6 +84,8 @@ pub fn write_master(material: &SecretString) -> Result<(), KeychainError> {
     let material = SecretString::from(material.expose_secret().to_owned());
     with_deadline(move || {
         let entry = keyring::Entry::new(SERVICE, MASTER_KEY_ACCOUNT).map_err(map_err)?;
-        entry.set_password(material.expose_secret()).map_err(map_err)
+        entry
+            .set_password(material.expose_secret())
+            .map_err(map_err)
     })
 }

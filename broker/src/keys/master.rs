@@ -63,7 +63,8 @@ impl MasterKeyRing {
                 }
                 _ => (1, line),
             };
-            let identity = Identity::from_str(key).map_err(|_| malformed("not an age X25519 identity"))?;
+            let identity =
+                Identity::from_str(key).map_err(|_| malformed("not an age X25519 identity"))?;
             if versions.insert(version, identity).is_some() {
                 return Err(malformed("a version appears twice"));
             }
@@ -78,14 +79,21 @@ impl MasterKeyRing {
     pub fn to_material(&self) -> SecretString {
         let mut text = String::new();
         for (version, identity) in &self.versions {
-            text.push_str(&format!("mk{version}:{}\n", identity.to_string().expose_secret()));
+            text.push_str(&format!(
+                "mk{version}:{}\n",
+                identity.to_string().expose_secret()
+            ));
         }
         SecretString::from(text)
     }
 
     /// The version new vault keys are wrapped with.
     pub fn current_version(&self) -> i64 {
-        *self.versions.keys().next_back().expect("a ring is never empty")
+        *self
+            .versions
+            .keys()
+            .next_back()
+            .expect("a ring is never empty")
     }
 
     pub fn versions(&self) -> impl Iterator<Item = i64> + '_ {
@@ -94,7 +102,9 @@ impl MasterKeyRing {
 
     /// The public recipient of a version, as `age1…` text. Public; safe to store and print.
     pub fn recipient(&self, version: i64) -> Option<String> {
-        self.versions.get(&version).map(|id| id.to_public().to_string())
+        self.versions
+            .get(&version)
+            .map(|id| id.to_public().to_string())
     }
 
     /// Creates a vault key and wraps it with the current master version, bound to `vault_id`.
@@ -104,7 +114,11 @@ impl MasterKeyRing {
         let vault_identity = Identity::generate();
         let binding = Binding::vault_key(vault_id, version);
         let private = vault_identity.to_string();
-        let wrapped = seal::seal(&master.to_public(), &binding, private.expose_secret().as_bytes())?;
+        let wrapped = seal::seal(
+            &master.to_public(),
+            &binding,
+            private.expose_secret().as_bytes(),
+        )?;
         Ok(VaultKeyPair {
             recipient: vault_identity.to_public().to_string(),
             wrapped,
@@ -172,19 +186,28 @@ mod tests {
     fn a_wrapped_vault_key_opens_only_for_its_vault() {
         let ring = MasterKeyRing::generate();
         let pair = ring.new_vault_key("vlt_a").unwrap();
-        let identity = ring.open_vault_key("vlt_a", 1, Some(&pair.wrapped)).unwrap();
+        let identity = ring
+            .open_vault_key("vlt_a", 1, Some(&pair.wrapped))
+            .unwrap();
         assert_eq!(identity.to_public().to_string(), pair.recipient);
         assert!(matches!(
             ring.open_vault_key("vlt_b", 1, Some(&pair.wrapped)),
             Err(KeyError::BindingMismatch)
         ));
-        assert!(matches!(ring.open_vault_key("vlt_a", 1, None), Err(KeyError::VaultKeyDestroyed)));
+        assert!(matches!(
+            ring.open_vault_key("vlt_a", 1, None),
+            Err(KeyError::VaultKeyDestroyed)
+        ));
     }
 
     #[test]
     fn another_master_key_opens_nothing() {
         let pair = MasterKeyRing::generate().new_vault_key("vlt_a").unwrap();
         let other = MasterKeyRing::generate();
-        assert!(other.open_vault_key("vlt_a", 1, Some(&pair.wrapped)).is_err());
+        assert!(
+            other
+                .open_vault_key("vlt_a", 1, Some(&pair.wrapped))
+                .is_err()
+        );
     }
 }

@@ -30,7 +30,12 @@ pub struct Binding {
 
 impl Binding {
     /// The binding of a credential stored on a connection row.
-    pub fn credential(vault_id: &str, connection_id: &str, integration: &str, version: i64) -> Self {
+    pub fn credential(
+        vault_id: &str,
+        connection_id: &str,
+        integration: &str,
+        version: i64,
+    ) -> Self {
         Binding {
             purpose: "credential".into(),
             vault_id: Some(vault_id.into()),
@@ -102,16 +107,25 @@ mod tests {
         assert_eq!(opened.expose_secret(), b"canary-secret");
 
         let other_row = Binding::credential("vlt_a", "con_b", "github", 1);
-        assert!(matches!(open(&identity, &other_row, &blob), Err(KeyError::BindingMismatch)));
+        assert!(matches!(
+            open(&identity, &other_row, &blob),
+            Err(KeyError::BindingMismatch)
+        ));
         let older = Binding::credential("vlt_a", "con_a", "github", 2);
-        assert!(matches!(open(&identity, &older, &blob), Err(KeyError::BindingMismatch)));
+        assert!(matches!(
+            open(&identity, &older, &blob),
+            Err(KeyError::BindingMismatch)
+        ));
     }
 
     #[test]
     fn another_identity_cannot_open() {
         let binding = Binding::credential("vlt_a", "con_a", "github", 1);
         let blob = seal(&Identity::generate().to_public(), &binding, b"x").unwrap();
-        assert!(matches!(open(&Identity::generate(), &binding, &blob), Err(KeyError::Open)));
+        assert!(matches!(
+            open(&Identity::generate(), &binding, &blob),
+            Err(KeyError::Open)
+        ));
     }
 
     #[test]

@@ -35,7 +35,9 @@ impl KeySource {
             "" | "auto" | "automatic" => Ok(KeySource::Automatic),
             "keyring" | "keychain" => Ok(KeySource::Keyring),
             _ => match value.split_once(':') {
-                Some(("file", path)) if !path.is_empty() => Ok(KeySource::File(PathBuf::from(path))),
+                Some(("file", path)) if !path.is_empty() => {
+                    Ok(KeySource::File(PathBuf::from(path)))
+                }
                 Some(("env", var)) if !var.is_empty() => Ok(KeySource::Env(var.to_owned())),
                 _ => Err(invalid("expected keyring, file:PATH or env:VAR")),
             },
@@ -74,7 +76,11 @@ pub struct LoadOutcome {
 /// Loads the master key. `may_create` allows automatic mode to create a key; the caller passes
 /// false when the database already has vaults sealed under an existing key, so that a missing
 /// key is an error and never silently replaced.
-pub fn load(source: &KeySource, data_dir: &Path, may_create: bool) -> Result<LoadOutcome, KeyError> {
+pub fn load(
+    source: &KeySource,
+    data_dir: &Path,
+    may_create: bool,
+) -> Result<LoadOutcome, KeyError> {
     match source {
         KeySource::Automatic => load_automatic(data_dir, may_create),
         KeySource::Keyring => {
@@ -124,14 +130,24 @@ fn load_automatic(data_dir: &Path, may_create: bool) -> Result<LoadOutcome, KeyE
                 let ring = MasterKeyRing::generate();
                 keychain::write_master(&ring.to_material())
                     .map_err(|err| keychain_error(&KeySource::Keyring, err))?;
-                Ok(LoadOutcome { ring, resolved: KeySource::Keyring, created: true, warnings: Vec::new() })
+                Ok(LoadOutcome {
+                    ring,
+                    resolved: KeySource::Keyring,
+                    created: true,
+                    warnings: Vec::new(),
+                })
             }
             Err(err) => Err(keychain_error(&KeySource::Keyring, err)),
         },
         Err(_) if may_create => {
             let ring = MasterKeyRing::generate();
             write_new_file(&file_source, &file, &ring.to_material())?;
-            Ok(LoadOutcome { ring, resolved: file_source, created: true, warnings: vec![weaker(&file)] })
+            Ok(LoadOutcome {
+                ring,
+                resolved: file_source,
+                created: true,
+                warnings: vec![weaker(&file)],
+            })
         }
         Err(err) => Err(KeyError::SourceUnavailable {
             source_name: "automatic".into(),
@@ -146,14 +162,19 @@ fn load_automatic(data_dir: &Path, may_create: bool) -> Result<LoadOutcome, KeyE
 
 /// Creates the master key in an explicit source. Refuses to overwrite an existing key. For
 /// `env:VAR` nothing can be written: the material is returned for the operator to place.
-pub fn init(source: &KeySource, data_dir: &Path) -> Result<(KeySource, Option<SecretString>), KeyError> {
+pub fn init(
+    source: &KeySource,
+    data_dir: &Path,
+) -> Result<(KeySource, Option<SecretString>), KeyError> {
     let ring = MasterKeyRing::generate();
     let material = ring.to_material();
     match source {
         KeySource::Automatic => {
             let file = KeySource::default_file(data_dir);
             if file.exists() {
-                return Err(KeyError::AlreadyExists { source_name: format!("file:{}", file.display()) });
+                return Err(KeyError::AlreadyExists {
+                    source_name: format!("file:{}", file.display()),
+                });
             }
             if keychain::probe().is_ok() {
                 return init(&KeySource::Keyring, data_dir);
@@ -164,7 +185,11 @@ pub fn init(source: &KeySource, data_dir: &Path) -> Result<(KeySource, Option<Se
         }
         KeySource::Keyring => {
             match keychain::read_master() {
-                Ok(_) => return Err(KeyError::AlreadyExists { source_name: source.to_string() }),
+                Ok(_) => {
+                    return Err(KeyError::AlreadyExists {
+                        source_name: source.to_string(),
+                    });
+                }
                 Err(KeychainError::NoEntry) => {}
                 Err(err) => return Err(keychain_error(source, err)),
             }
@@ -177,7 +202,9 @@ pub fn init(source: &KeySource, data_dir: &Path) -> Result<(KeySource, Option<Se
         }
         KeySource::Env(var) => {
             if std::env::var_os(var).is_some() {
-                return Err(KeyError::AlreadyExists { source_name: source.to_string() });
+                return Err(KeyError::AlreadyExists {
+                    source_name: source.to_string(),
+                });
             }
             Ok((source.clone(), Some(material)))
         }
@@ -191,15 +218,25 @@ fn finish(
     warnings: Vec<String>,
 ) -> Result<LoadOutcome, KeyError> {
     let ring = MasterKeyRing::parse(&source.to_string(), material)?;
-    Ok(LoadOutcome { ring, resolved: source.clone(), created, warnings })
+    Ok(LoadOutcome {
+        ring,
+        resolved: source.clone(),
+        created,
+        warnings,
+    })
 }
 
 fn keychain_error(source: &KeySource, err: KeychainError) -> KeyError {
     let reason = match err {
-        KeychainError::NoEntry => "the keychain holds no master key; run `agentsecrets-connect master-key init`".into(),
+        KeychainError::NoEntry => {
+            "the keychain holds no master key; run `agentsecrets-connect master-key init`".into()
+        }
         KeychainError::Unavailable(reason) => reason,
     };
-    KeyError::SourceUnavailable { source_name: source.to_string(), reason }
+    KeyError::SourceUnavailable {
+        source_name: source.to_string(),
+        reason,
+    }
 }
 
 fn read_file(source: &KeySource, path: &Path) -> Result<SecretString, KeyError> {
@@ -210,10 +247,19 @@ fn read_file(source: &KeySource, path: &Path) -> Result<SecretString, KeyError> 
     Ok(SecretString::from(text))
 }
 
-fn write_new_file(source: &KeySource, path: &Path, material: &SecretString) -> Result<(), KeyError> {
+fn write_new_file(
+    source: &KeySource,
+    path: &Path,
+    material: &SecretString,
+) -> Result<(), KeyError> {
     let unavailable = |err: std::io::Error| match err.kind() {
-        std::io::ErrorKind::AlreadyExists => KeyError::AlreadyExists { source_name: source.to_string() },
-        _ => KeyError::SourceUnavailable { source_name: source.to_string(), reason: err.to_string() },
+        std::io::ErrorKind::AlreadyExists => KeyError::AlreadyExists {
+            source_name: source.to_string(),
+        },
+        _ => KeyError::SourceUnavailable {
+            source_name: source.to_string(),
+            reason: err.to_string(),
+        },
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
@@ -226,7 +272,8 @@ fn write_new_file(source: &KeySource, path: &Path, material: &SecretString) -> R
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(unavailable)?;
-    file.write_all(material.expose_secret().as_bytes()).map_err(unavailable)?;
+    file.write_all(material.expose_secret().as_bytes())
+        .map_err(unavailable)?;
     file.sync_all().map_err(unavailable)
 }
 
@@ -235,7 +282,10 @@ fn file_mode_warning(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then(|| {
-        format!("master key file {} has mode {mode:o}; other users may read it (chmod 600)", path.display())
+        format!(
+            "master key file {} has mode {mode:o}; other users may read it (chmod 600)",
+            path.display()
+        )
     })
 }
 
@@ -251,9 +301,18 @@ mod tests {
     #[test]
     fn parses_the_documented_settings() {
         assert_eq!(KeySource::parse(None).unwrap(), KeySource::Automatic);
-        assert_eq!(KeySource::parse(Some("keyring")).unwrap(), KeySource::Keyring);
-        assert_eq!(KeySource::parse(Some("file:/k")).unwrap(), KeySource::File("/k".into()));
-        assert_eq!(KeySource::parse(Some("env:MK")).unwrap(), KeySource::Env("MK".into()));
+        assert_eq!(
+            KeySource::parse(Some("keyring")).unwrap(),
+            KeySource::Keyring
+        );
+        assert_eq!(
+            KeySource::parse(Some("file:/k")).unwrap(),
+            KeySource::File("/k".into())
+        );
+        assert_eq!(
+            KeySource::parse(Some("env:MK")).unwrap(),
+            KeySource::Env("MK".into())
+        );
         assert!(KeySource::parse(Some("vault:xyz")).is_err());
         assert!(KeySource::parse(Some("file:")).is_err());
     }
@@ -281,10 +340,16 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("mk.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("mk.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(matches!(init(&source, dir.path()), Err(KeyError::AlreadyExists { .. })));
+        assert!(matches!(
+            init(&source, dir.path()),
+            Err(KeyError::AlreadyExists { .. })
+        ));
         assert!(load(&source, dir.path(), false).is_ok());
     }
 }

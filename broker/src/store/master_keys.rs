@@ -15,9 +15,11 @@ pub struct Registered {
 }
 
 pub async fn list(db: &Db) -> Result<Vec<Registered>, sqlx::Error> {
-    sqlx::query_as("SELECT version, recipient, created_at, retired_at FROM master_keys ORDER BY version")
-        .fetch_all(db.pool())
-        .await
+    sqlx::query_as(
+        "SELECT version, recipient, created_at, retired_at FROM master_keys ORDER BY version",
+    )
+    .fetch_all(db.pool())
+    .await
 }
 
 /// Whether any master key version has been registered (the database has been used).
@@ -28,7 +30,11 @@ pub async fn any_registered(db: &Db) -> Result<bool, sqlx::Error> {
 /// Checks the loaded ring against the registry: every registered, unretired version must be
 /// present with the same public recipient. Versions the ring has and the registry lacks are
 /// registered.
-pub async fn reconcile(db: &Db, ring: &MasterKeyRing, source_name: &str) -> Result<(), ReconcileError> {
+pub async fn reconcile(
+    db: &Db,
+    ring: &MasterKeyRing,
+    source_name: &str,
+) -> Result<(), ReconcileError> {
     for registered in list(db).await? {
         if registered.retired_at.is_some() {
             continue;

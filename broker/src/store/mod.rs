@@ -46,7 +46,10 @@ pub struct Db {
 
 /// The default SQLite URL for a data directory.
 pub fn sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("connect.db").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("connect.db").display()
+    )
 }
 
 /// The URL with any password replaced, for logs.
@@ -114,7 +117,10 @@ impl Db {
 
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// After destroying key material: make SQLite move the overwritten pages out of the
@@ -122,10 +128,12 @@ impl Db {
     /// so the destroyed bytes do not linger in the WAL. Best effort; PostgreSQL keeps dead row
     /// versions until vacuum (see README, Limitations).
     pub async fn flush_destroyed(&self) {
-        if self.backend == Backend::Sqlite {
-            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
-                tracing::warn!(error = %err, "WAL checkpoint after key destruction failed");
-            }
+        if self.backend == Backend::Sqlite
+            && let Err(err) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+        {
+            tracing::warn!(error = %err, "WAL checkpoint after key destruction failed");
         }
     }
 
@@ -157,7 +165,10 @@ fn create_sqlite_parent(url: &str) -> Result<(), sqlx::Error> {
             "an in-memory SQLite database gives each pooled connection its own database; use a file".into(),
         ));
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
     }
     Ok(())

@@ -1,0 +1,130 @@
+//! Bad input gets a clear problem and changes nothing.
+
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp, expect_problem};
+
+on_both_backends!(
+    bad_vault_requests_get_a_problem_and_write_nothing,
+    bad_list_queries_get_a_problem
+);
+
+async fn bad_vault_requests_get_a_problem_and_write_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let long_id = "u".repeat(10_000);
+    let oversized =
+        json!({"external_user_id": "u-big", "metadata": {"blob": "x".repeat(200_000)}}).to_string();
+    let sql = "x'; DROP TABLE vaults; --";
+    // (case, content type, body, status, code, a value that must not be echoed)
+    let cases: Vec<(&str, &str, String, u16, &str, &str)> = vec![
+        ("malformed JSON", "application/json", r#"{"external_user_id": "#.into(), 400, "invalid_json", ""),
+        ("not an object", "application/json", r#"["u-1"]"#.into(), 400, "invalid_json", ""),
+        ("empty body", "application/json", String::new(), 400, "invalid_json", ""),
+        ("unknown field", "application/json", r#"{"external_user_id":"u-1","admin":true}"#.into(), 400, "invalid_json", ""),
+        ("wrong type", "application/json", r#"{"external_user_id": 73914}"#.into(), 400, "invalid_json", "73914"),
+        ("missing field", "application/json", r#"{"metadata": {}}"#.into(), 400, "invalid_json", ""),
+        ("oversized body", "application/json", oversized, 413, "payload_too_large", ""),
+        ("not JSON", "text/plain", r#"{"external_user_id":"u-1"}"#.into(), 415, "unsupported_media_type", ""),
+        ("10,000 characters", "application/json", json!({"external_user_id": long_id}).to_string(), 422, "validation_failed", "uuuuuuuuuu"),
+        ("control character", "application/json", json!({"external_user_id": "u\u{0007}bell"}).to_string(), 422, "validation_failed", "bell"),
+        ("newline", "application/json", json!({"external_user_id": "u-1\nFORGED LOG LINE"}).to_string(), 422, "validation_failed", "FORGED"),
+        ("SQL metacharacters", "application/json", json!({"external_user_id": sql}).to_string(), 422, "validation_failed", "DROP TABLE"),
+        ("metadata not an object", "application/json", json!({"external_user_id": "u-1", "metadata": [1]}).to_string(), 400, "invalid_json", ""),
+        ("metadata too many keys", "application/json", json!({"external_user_id": "u-1", "metadata": (0..60).map(|n| (format!("k{n}"), json!(n))).collect::<serde_json::Map<_, _>>()}).to_string(), 422, "validation_failed", ""),
+    ];
+    for (case, content_type, body, status, code, not_echoed) in cases {
+        let response = app
+            .http
+            .post(app.url("/v1/vaults"))
+            .bearer_auth(&app.partner.key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        eprintln!("case: {case}");
+        let problem = expect_problem(response, status, code).await;
+        if !not_echoed.is_empty() {
+            assert!(
+                !problem.to_string().contains(not_echoed),
+                "case {case} echoes the input: {problem}"
+            );
+        }
+    }
+
+    let listed: Value = app
+        .get(&app.partner.key, "/v1/vaults")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"], json!([]), "bad input wrote a vault");
+    let audit: Value = app
+        .get(&app.partner.key, "/v1/audit?action=vault.created")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["data"], json!([]), "bad input wrote an audit event");
+    assert!(
+        !app.server.logs().contains("FORGED LOG LINE"),
+        "input reached the log"
+    );
+}
+
+async fn bad_list_queries_get_a_problem(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let cases = [
+        (
+            "limit not a number",
+            "/v1/vaults?limit=ten",
+            400,
+            "invalid_query",
+        ),
+        (
+            "limit too large",
+            "/v1/vaults?limit=1000",
+            422,
+            "validation_failed",
+        ),
+        ("limit zero", "/v1/vaults?limit=0", 422, "validation_failed"),
+        (
+            "forged cursor",
+            "/v1/vaults?cursor=Jyk7IERST1A",
+            422,
+            "validation_failed",
+        ),
+        (
+            "cursor of another list",
+            "/v1/audit?cursor=dmx0XzAxSkRRM1cyWks5VjdUNFM4TjZNNVIzUDFB",
+            422,
+            "validation_failed",
+        ),
+        (
+            "external id with quotes",
+            "/v1/vaults?external_user_id=%27%20OR%201%3D1",
+            422,
+            "validation_failed",
+        ),
+        ("unknown route", "/v1/nothing-here", 404, "not_found"),
+        (
+            "malformed vault id",
+            "/v1/vaults/..%2F..%2Fetc",
+            404,
+            "not_found",
+        ),
+    ];
+    for (case, path, status, code) in cases {
+        let response = app.get(&app.partner.key, path).send().await.unwrap();
+        let problem = expect_problem(response, status, code).await;
+        assert!(
+            !problem.to_string().contains("OR 1=1"),
+            "case {case} echoes the input"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Tenant isolation: another partner's objects look exactly like missing ones.
+
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp};
+
+on_both_backends!(another_partners_ids_answer_404_and_reveal_nothing);
+
+async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = &app.partner;
+    let vault = app.create_vault("u-private").await;
+    let minted: Value = app
+        .post(
+            &owner.key,
+            "/v1/api-keys",
+            &json!({"name": "agent", "scopes": ["vaults"]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = minted["id"].as_str().unwrap().to_owned();
+    let intruder = app.new_partner("intruder");
+    let missing_vault = "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
+    let missing_key = "key_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
+
+    let cases: Vec<(&str, reqwest::Method, String, String)> = vec![
+        (
+            "get vault",
+            reqwest::Method::GET,
+            format!("/v1/vaults/{vault}"),
+            format!("/v1/vaults/{missing_vault}"),
+        ),
+        (
+            "delete vault",
+            reqwest::Method::DELETE,
+            format!("/v1/vaults/{vault}"),
+            format!("/v1/vaults/{missing_vault}"),
+        ),
+        (
+            "revoke key",
+            reqwest::Method::DELETE,
+            format!("/v1/api-keys/{key_id}"),
+            format!("/v1/api-keys/{missing_key}"),
+        ),
+    ];
+    for (case, method, foreign, missing) in cases {
+        let foreign_response = app
+            .http
+            .request(method.clone(), app.url(&foreign))
+            .bearer_auth(&intruder.key)
+            .send()
+            .await
+            .unwrap();
+        let missing_response = app
+            .http
+            .request(method, app.url(&missing))
+            .bearer_auth(&intruder.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign_response.status(), 404, "case {case}");
+        assert_eq!(missing_response.status(), 404, "case {case}");
+        let foreign_body: Value = foreign_response.json().await.unwrap();
+        let missing_body: Value = missing_response.json().await.unwrap();
+        assert_eq!(
+            foreign_body, missing_body,
+            "case {case}: a foreign object must look missing"
+        );
+    }
+
+    let lists = [
+        "/v1/vaults?external_user_id=u-private".to_owned(),
+        "/v1/vaults".to_owned(),
+        format!("/v1/audit?vault_id={vault}"),
+        "/v1/api-keys".to_owned(),
+    ];
+    for list in lists {
+        let body: Value = app
+            .get(&intruder.key, &list)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = body.to_string();
+        assert!(
+            !text.contains(&vault) && !text.contains(&key_id),
+            "{list} leaks the owner's ids: {text}"
+        );
+        assert!(
+            !text.contains("u-private"),
+            "{list} leaks the owner's user: {text}"
+        );
+    }
+
+    // The owner's objects are untouched.
+    let still: Value = app
+        .get(&owner.key, &format!("/v1/vaults/{vault}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["status"], "active");
+    let keys: Value = app
+        .get(&owner.key, "/v1/api-keys")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(agent["status"], "active");
+    // The intruder cannot create a vault with the owner's external id being reported back.
+    let own: Value = app
+        .post(
+            &intruder.key,
+            "/v1/vaults",
+            &json!({"external_user_id": "u-private"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(own["id"], vault.as_str(), "external ids are per partner");
+}
