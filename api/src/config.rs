@@ -37,6 +37,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CONNECT_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// `CONNECT_REFRESH_MARGIN_SECS`: refresh an OAuth token this long before it expires.
+    pub refresh_margin_secs: u64,
 }
 
 impl Default for Config {
@@ -51,6 +53,7 @@ impl Default for Config {
             log_format: LogFormat::Json,
             max_body_bytes: 64 * 1024,
             workers: None,
+            refresh_margin_secs: 60,
         }
     }
 }
@@ -64,6 +67,7 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "max_body_bytes",
     "workers",
+    "refresh_margin_secs",
 ];
 
 impl Config {

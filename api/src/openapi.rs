@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{api_keys, audit, health, vaults};
+use crate::routes::{api_keys, audit, connections, health, integrations, proxy, settings, vaults};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,10 @@ credential value. Errors are RFC 9457 problem details (`application/problem+json
         vaults::create, vaults::list, vaults::get, vaults::delete,
         api_keys::create, api_keys::list, api_keys::revoke,
         audit::list, audit::verify,
+        integrations::providers, integrations::create, integrations::list, integrations::get, integrations::delete,
+        settings::get, settings::put,
+        connections::create_session, connections::list, connections::get, connections::delete,
+        proxy::documented,
         health::healthz, health::readyz, health::metrics,
     ),
     modifiers(&BearerAuth),
@@ -27,6 +31,10 @@ credential value. Errors are RFC 9457 problem details (`application/problem+json
         (name = "vaults", description = "One sealed credential vault per end user"),
         (name = "api-keys", description = "Partner API keys and their scopes"),
         (name = "audit", description = "The tamper-evident audit log"),
+        (name = "integrations", description = "Providers and how the partner connects to each"),
+        (name = "settings", description = "Partner settings"),
+        (name = "connections", description = "Connect sessions and the connections they create"),
+        (name = "proxy", description = "Use a credential without seeing it"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -7,6 +7,7 @@ use actix_web::middleware::{self, DefaultHeaders};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use connect_broker::keys::{self, KeySource, LoadOutcome};
+use connect_broker::oauth::refresh::Refresher;
 use connect_broker::store::{self, Db, master_keys};
 
 use crate::config::Config;
@@ -65,6 +66,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         keys: Arc::new(outcome.ring),
         config: Arc::new(config.clone()),
         metrics: telemetry::metrics_handle(),
+        http: connect_broker::net::client(),
+        refresher: Arc::new(Refresher::new(
+            connect_broker::net::client(),
+            std::time::Duration::from_secs(config.refresh_margin_secs),
+            config.allow_private_upstreams,
+        )),
     };
     let mut server = HttpServer::new(move || app(state.clone()))
         .listen(listener)?

@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
+use connect_broker::connections::RevokeContext;
 use connect_broker::keys::MasterKeyRing;
+use connect_broker::oauth::flow::FlowContext;
+use connect_broker::oauth::refresh::Refresher;
+use connect_broker::proxy::ProxyContext;
 use connect_broker::store::Db;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -14,4 +18,38 @@ pub struct AppState {
     pub keys: Arc<MasterKeyRing>,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    /// The one hardened outbound client.
+    pub http: reqwest::Client,
+    pub refresher: Arc<Refresher>,
+}
+
+impl AppState {
+    pub fn flow(&self) -> FlowContext<'_> {
+        FlowContext {
+            db: &self.db,
+            keys: &self.keys,
+            http: &self.http,
+            public_url: &self.config.public_url,
+            allow_private: self.config.allow_private_upstreams,
+        }
+    }
+
+    pub fn revoker(&self) -> RevokeContext<'_> {
+        RevokeContext {
+            db: &self.db,
+            keys: &self.keys,
+            http: &self.http,
+            allow_private: self.config.allow_private_upstreams,
+        }
+    }
+
+    pub fn proxy(&self) -> ProxyContext<'_> {
+        ProxyContext {
+            db: &self.db,
+            keys: &self.keys,
+            http: &self.http,
+            refresher: &self.refresher,
+            allow_private: self.config.allow_private_upstreams,
+        }
+    }
 }

@@ -210,7 +210,8 @@ const EVENT_COLUMNS: &str =
     "id, seq, occurred_at, actor, action, vault_id, connection_id, integration, method,
      host, path, status, outcome, reason, duration_ms, prev_hash, hash";
 
-/// Lists the tenant's events, oldest first.
+/// Lists the tenant's events in chain order. The cursor names the last event of the previous
+/// page; the next page starts after its position in the chain.
 pub async fn list(
     db: &Db,
     tenant: &Tenant,
@@ -219,9 +220,10 @@ pub async fn list(
 ) -> Result<Page<Event>, Error> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM audit_events
-         WHERE partner_id = $1 AND id > $2
+         WHERE partner_id = $1
+           AND seq > COALESCE((SELECT seq FROM audit_events WHERE partner_id = $1 AND id = $2), 0)
            AND ($3 = '' OR vault_id = $3) AND ($4 = '' OR connection_id = $4) AND ($5 = '' OR action = $5)
-         ORDER BY id LIMIT $6"
+         ORDER BY seq LIMIT $6"
     );
     let rows: Vec<Event> = sqlx::query_as(&sql)
         .bind(tenant.partner_id())

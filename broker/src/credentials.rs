@@ -1,6 +1,6 @@
-//! The sealing seam: deposit a credential into a vault with its public key alone, and open it
-//! on the injection path. OAuth token sets and API keys both go through here; the OAuth broker
-//! and the proxy build on it.
+//! The sealing seam: deposit a credential into a vault with its public key alone, open it on the
+//! injection path, and replace it after a refresh. OAuth token sets and API keys both go
+//! through here.
 
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
@@ -12,17 +12,38 @@ use crate::keys::{Binding, MasterKeyRing, seal};
 use crate::secret::{ExposeSecret, SecretBytes};
 use crate::store::Db;
 
-/// Seals `secret` into a new connection of `vault_id` for `integration`. Needs no private key.
-/// Returns the connection id.
+/// Where and how a new credential is stored.
+#[derive(Debug, Clone)]
+pub struct Deposit<'a> {
+    pub vault_id: &'a str,
+    pub integration: &'a str,
+    /// Space-separated granted scopes.
+    pub scopes: &'a str,
+    /// When the credential stops working (epoch ms), when known.
+    pub expires_at: Option<i64>,
+    /// Who deposits, for the audit log.
+    pub actor: &'a str,
+}
+
+/// Seals `secret` into a new connection of the tenant's vault. Needs no private key.
 pub async fn deposit(
     db: &Db,
     tenant: &Tenant,
-    vault_id: &str,
-    integration: &str,
-    scopes: &str,
+    deposit: Deposit<'_>,
     secret: &SecretBytes,
 ) -> Result<String, Error> {
-    if !ids::is_valid(Kind::Vault, vault_id) {
+    deposit_for_partner(db, tenant.partner_id(), deposit, secret).await
+}
+
+/// Deposit on behalf of a partner whose authority was checked elsewhere (a connect session,
+/// which is bound to one vault of one partner).
+pub(crate) async fn deposit_for_partner(
+    db: &Db,
+    partner_id: &str,
+    deposit: Deposit<'_>,
+    secret: &SecretBytes,
+) -> Result<String, Error> {
+    if !ids::is_valid(Kind::Vault, deposit.vault_id) {
         return Err(Error::NotFound("vault"));
     }
     let connection_id = ids::new(Kind::Connection);
@@ -34,15 +55,15 @@ pub async fn deposit(
         "UPDATE vaults SET updated_at = updated_at WHERE id = $1 AND partner_id = $2 AND status = 'active'
          RETURNING recipient",
     )
-    .bind(vault_id)
-    .bind(tenant.partner_id())
+    .bind(deposit.vault_id)
+    .bind(partner_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((recipient,)) = recipient else {
         tx.rollback().await?;
         return Err(Error::NotFound("vault"));
     };
-    let binding = Binding::credential(vault_id, &connection_id, integration, 1);
+    let binding = Binding::credential(deposit.vault_id, &connection_id, deposit.integration, 1);
     let sealed = seal::seal(
         &parse_recipient(&recipient)?,
         &binding,
@@ -50,34 +71,55 @@ pub async fn deposit(
     )?;
     sqlx::query(
         "INSERT INTO connections (id, partner_id, vault_id, integration, status, sealed, seal_version, scopes,
-             created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'active', $5, 1, $6, $7, $7)",
+             expires_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'active', $5, 1, $6, $7, $8, $8)",
     )
     .bind(&connection_id)
-    .bind(tenant.partner_id())
-    .bind(vault_id)
-    .bind(integration)
+    .bind(partner_id)
+    .bind(deposit.vault_id)
+    .bind(deposit.integration)
     .bind(&sealed)
-    .bind(scopes)
+    .bind(deposit.scopes)
+    .bind(deposit.expires_at)
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let event = NewEvent::lifecycle(tenant.actor(), "connection.created")
-        .vault(vault_id)
+    let event = NewEvent::lifecycle(deposit.actor, "connection.created")
+        .vault(deposit.vault_id)
         .connection(&connection_id)
-        .integration(integration);
-    audit::append(&mut tx, tenant.partner_id(), event).await?;
+        .integration(deposit.integration);
+    audit::append(&mut tx, partner_id, event).await?;
     tx.commit().await?;
     Ok(connection_id)
 }
 
-/// Opens the credential of an active connection. The injection path is the only caller.
+/// An opened credential and the row facts it was opened under.
+pub struct Opened {
+    pub secret: SecretBytes,
+    pub vault_id: String,
+    pub integration: String,
+    /// Which sealed version this is; a refresh writes `seal_version + 1`.
+    pub seal_version: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Opens the credential of an active connection. Checked against the store on every call, so
+/// a revoked connection or vault never opens.
 pub async fn open(
     db: &Db,
     keys: &MasterKeyRing,
     tenant: &Tenant,
     connection_id: &str,
-) -> Result<SecretBytes, Error> {
+) -> Result<Opened, Error> {
+    open_for_partner(db, keys, tenant.partner_id(), connection_id).await
+}
+
+pub(crate) async fn open_for_partner(
+    db: &Db,
+    keys: &MasterKeyRing,
+    partner_id: &str,
+    connection_id: &str,
+) -> Result<Opened, Error> {
     if !ids::is_valid(Kind::Connection, connection_id) {
         return Err(Error::NotFound("connection"));
     }
@@ -87,18 +129,19 @@ pub async fn open(
         String,
         Option<Vec<u8>>,
         i64,
+        Option<i64>,
         String,
         Option<Vec<u8>>,
         i64,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT c.vault_id, c.integration, c.status, c.sealed, c.seal_version,
+        "SELECT c.vault_id, c.integration, c.status, c.sealed, c.seal_version, c.expires_at,
                 v.status, v.wrapped_key, v.master_key_version
          FROM connections c JOIN vaults v ON v.id = c.vault_id
          WHERE c.id = $1 AND c.partner_id = $2",
     )
     .bind(connection_id)
-    .bind(tenant.partner_id())
+    .bind(partner_id)
     .fetch_optional(db.pool())
     .await?;
     let Some((
@@ -107,6 +150,7 @@ pub async fn open(
         status,
         sealed,
         seal_version,
+        expires_at,
         vault_status,
         wrapped,
         master_version,
@@ -114,11 +158,66 @@ pub async fn open(
     else {
         return Err(Error::NotFound("connection"));
     };
-    if status == "revoked" || vault_status != "active" {
-        return Err(Error::State("connection_revoked"));
+    match status.as_str() {
+        "active" if vault_status == "active" => {}
+        "reauth_required" if vault_status == "active" => {
+            return Err(Error::State("reauth_required"));
+        }
+        _ => return Err(Error::State("connection_revoked")),
     }
     let sealed = sealed.ok_or(Error::State("connection_revoked"))?;
     let vault_key = keys.open_vault_key(&vault_id, master_version, wrapped.as_deref())?;
     let binding = Binding::credential(&vault_id, connection_id, &integration, seal_version);
-    Ok(seal::open(&vault_key, &binding, &sealed)?)
+    let secret = seal::open(&vault_key, &binding, &sealed)?;
+    Ok(Opened {
+        secret,
+        vault_id,
+        integration,
+        seal_version,
+        expires_at,
+    })
+}
+
+/// Replaces the credential of an active connection with `secret`, sealed as version
+/// `previous_version + 1`, only if the row still holds `previous_version`. Returns false when
+/// another writer got there first. Runs inside the caller's transaction.
+pub(crate) async fn replace(
+    conn: &mut sqlx::AnyConnection,
+    connection_id: &str,
+    opened: &Opened,
+    secret: &SecretBytes,
+    expires_at: Option<i64>,
+    scopes: Option<&str>,
+) -> Result<bool, Error> {
+    let (recipient,): (String,) = sqlx::query_as("SELECT recipient FROM vaults WHERE id = $1")
+        .bind(&opened.vault_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let version = opened.seal_version + 1;
+    let binding = Binding::credential(
+        &opened.vault_id,
+        connection_id,
+        &opened.integration,
+        version,
+    );
+    let sealed = seal::seal(
+        &parse_recipient(&recipient)?,
+        &binding,
+        secret.expose_secret(),
+    )?;
+    let updated = sqlx::query(
+        "UPDATE connections SET sealed = $1, seal_version = $2, expires_at = $3, scopes = COALESCE($4, scopes),
+             updated_at = $5
+         WHERE id = $6 AND seal_version = $7 AND status = 'active'",
+    )
+    .bind(&sealed)
+    .bind(version)
+    .bind(expires_at)
+    .bind(scopes)
+    .bind(clock::now_ms())
+    .bind(connection_id)
+    .bind(opened.seal_version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }

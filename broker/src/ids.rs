@@ -3,7 +3,9 @@
 //! The part after the prefix is a ULID: 48 bits of milliseconds and 80 random bits, so ids sort
 //! by creation time and keyset pagination can order by id alone.
 
-use ulid::Ulid;
+use std::sync::Mutex;
+
+use ulid::{Generator, Ulid};
 
 /// The resource prefixes of API.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +35,21 @@ impl Kind {
     }
 }
 
-/// A new id of the given kind.
+/// A new id of the given kind. Ids made by one process are strictly increasing, also within
+/// one millisecond; ids from different replicas interleave by millisecond.
 pub fn new(kind: Kind) -> String {
-    format!("{}{}", kind.prefix(), Ulid::new())
+    static GENERATOR: Mutex<Generator> = Mutex::new(Generator::new());
+    let generated = GENERATOR
+        .lock()
+        .ok()
+        .and_then(|mut generator| generator.generate().ok());
+    // The generator fails only when one millisecond has used up 80 random bits; then a fresh,
+    // unordered id is still unique.
+    let ulid = match generated {
+        Some(ulid) => ulid,
+        None => Ulid::new(),
+    };
+    format!("{}{}", kind.prefix(), ulid)
 }
 
 /// Whether `id` has the shape of an id of `kind`. Anything else cannot exist in the store, so

@@ -5,19 +5,28 @@
 //! - [`audit`]: the hash-chained audit log.
 //! - [`partners`], [`api_keys`], [`vaults`], [`credentials`]: the resources, one module each.
 //! - [`auth`]: turning an API key into a [`auth::Tenant`] capability.
+//! - [`integrations`], [`oauth`], [`connections`]: providers, the consent flow, refresh and
+//!   revocation.
+//! - [`proxy`] and [`net`]: the injection proxy and the one hardened outbound client.
 
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod connections;
 pub mod credentials;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod integrations;
 pub mod keys;
+pub mod net;
+pub mod oauth;
 pub mod pagination;
 pub mod partners;
+pub mod proxy;
 pub mod secret;
+pub mod settings;
 pub mod store;
 pub mod validate;
 pub mod vaults;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
 use crate::clock;
+use crate::connections::{self, RevokeContext};
 use crate::error::Error;
 use crate::idempotency::{self, Idempotency};
 use crate::ids::{self, Kind};
@@ -175,13 +176,18 @@ pub async fn list(
 /// vault key is destroyed, so nothing ever sealed to this vault opens again. Deleting a
 /// deleted vault answers the same result with no further change.
 ///
-/// Upstream (provider-side) revocation of OAuth connections belongs to the OAuth broker and is
-/// not performed here yet: deleting a vault today ends local use and makes the tokens
-/// unrecoverable, but leaves them valid at the provider until they expire.
-pub async fn delete(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Deleted, Error> {
+/// OAuth tokens are then revoked at their providers (best effort, recorded per connection in
+/// the audit log); they are read before the vault key is destroyed and held in memory only.
+pub async fn delete(
+    ctx: &RevokeContext<'_>,
+    tenant: &Tenant,
+    vault_id: &str,
+) -> Result<Deleted, Error> {
     if !ids::is_valid(Kind::Vault, vault_id) {
         return Err(Error::NotFound("vault"));
     }
+    let db = ctx.db;
+    let held = connections::hold_for_vault(ctx, tenant, vault_id).await?;
     let now = clock::now_ms();
     let mut tx = db.pool().begin().await?;
     let changed = sqlx::query(
@@ -232,6 +238,9 @@ pub async fn delete(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Deleted,
         connections = revoked.len(),
         "vault deleted"
     );
+    for held in held {
+        connections::revoke_upstream(ctx, tenant.actor(), held).await?;
+    }
     Ok(Deleted {
         id: vault_id.to_owned(),
         status: "revoked",

@@ -251,3 +251,203 @@ pub struct Health {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub checks: Option<serde_json::Map<String, serde_json::Value>>,
 }
+
+/// `auth` of an integration: how users authorise and how we talk to the token endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationAuth {
+    /// `oauth2` (default) or `api_key`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Write-only: accepted, sealed, never returned.
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_url: Option<String>,
+    /// With only an issuer, a custom provider is configured by discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_separator: Option<String>,
+    /// PKCE S256 (default on where the provider supports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkce: Option<bool>,
+    /// `client_secret_basic` or `client_secret_post`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_auth: Option<String>,
+    /// Dotted path of the access token in the token response, when not top level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_path: Option<String>,
+}
+
+/// `api` of an integration: where the proxy may send requests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationApi {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Exact host names, or `*.domain` for strict subdomains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// `inject` of an integration: how the proxy puts the credential on a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationInject {
+    /// `bearer`, `basic`, `header` or `query`.
+    pub style: String,
+    /// The header or query parameter name, for `header` and `query`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Body of `POST /v1/integrations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "key": "github", "provider": "github",
+    "auth": {"type": "oauth2", "client_id": "Iv1.abc", "client_secret": "write-only", "scopes": ["repo", "read:user"]},
+    "api": {"base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"]},
+    "inject": {"style": "bearer"}
+})))]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegration {
+    /// 1 to 64 of `a-z 0-9 - _`; unique per partner.
+    pub key: String,
+    /// A template from `GET /v1/providers`, or `custom`.
+    pub provider: String,
+    #[serde(default)]
+    pub auth: IntegrationAuth,
+    #[serde(default)]
+    pub api: IntegrationApi,
+    #[serde(default)]
+    pub inject: Option<IntegrationInject>,
+}
+
+/// An integration, without secrets, with the callback URL to register at the provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Integration {
+    pub key: String,
+    pub provider: String,
+    pub auth: IntegrationAuth,
+    pub api: IntegrationApi,
+    pub inject: IntegrationInject,
+    /// The exact redirect URI to register at the provider.
+    pub redirect_uri: String,
+    pub created_at: String,
+}
+
+/// The tenant's integrations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct IntegrationList {
+    pub data: Vec<Integration>,
+    pub next_cursor: Option<String>,
+}
+
+/// A built-in provider template.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Provider {
+    pub key: String,
+    pub name: String,
+    pub authorization_url: String,
+    pub token_url: String,
+    pub revocation_url: Option<String>,
+    pub scope_separator: String,
+    pub pkce: bool,
+    pub token_auth: String,
+    pub default_scopes: Vec<String>,
+    pub api_base_url: String,
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The provider catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ProviderList {
+    pub data: Vec<Provider>,
+    pub next_cursor: Option<String>,
+}
+
+/// Partner settings (`GET`/`PUT /v1/settings`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"allowed_return_urls": ["https://app.example.com/connected"]})))]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Exact URLs a connect session may return the user to.
+    pub allowed_return_urls: Vec<String>,
+}
+
+/// Body of `POST /v1/vaults/{vault_id}/connect-sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"integration": "github", "return_url": "https://app.example.com/connected"})))]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnectSession {
+    pub integration: String,
+    /// Must equal one of the partner's allowed return URLs.
+    #[serde(default)]
+    pub return_url: Option<String>,
+}
+
+/// A connect session. Give `url` to the end user; it is single use and expires.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConnectSession {
+    pub id: String,
+    pub url: String,
+    pub expires_at: String,
+}
+
+/// A connection's metadata. Never a value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "id": "con_01JDQ3W2ZK9V7T4S8N6M5R3P1A", "vault_id": "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1B", "integration": "github",
+    "status": "active", "scopes": ["repo"], "expires_at": "2026-12-03T19:00:00Z",
+    "created_at": "2026-12-03T18:00:00Z", "last_used_at": null
+})))]
+pub struct Connection {
+    pub id: String,
+    pub vault_id: String,
+    pub integration: String,
+    /// `active`, `reauth_required` or `revoked`.
+    pub status: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// A page of connections.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConnectionList {
+    pub data: Vec<Connection>,
+    pub next_cursor: Option<String>,
+}
+
+/// Answer of `DELETE /v1/vaults/{vault_id}/connections/{connection_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ConnectionDeleted {
+    pub id: String,
+    pub status: String,
+    /// `revoked`, `failed` or `not_supported`.
+    pub upstream_revocation: String,
+}

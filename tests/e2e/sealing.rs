@@ -8,7 +8,7 @@ use connect_broker::secret::{ExposeSecret, secret_bytes};
 use serde_json::Value;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, dep};
 
 on_both_backends!(
     a_canary_sealed_into_a_vault_is_in_no_database_file_and_no_log,
@@ -26,9 +26,7 @@ async fn a_canary_sealed_into_a_vault_is_in_no_database_file_and_no_log(backend:
     let connection = credentials::deposit(
         &db,
         &tenant,
-        &vault,
-        "openai",
-        "",
+        dep(&vault, "openai"),
         &secret_bytes(canary.clone().into()),
     )
     .await
@@ -42,7 +40,8 @@ async fn a_canary_sealed_into_a_vault_is_in_no_database_file_and_no_log(backend:
 
     let opened = credentials::open(&db, &app.master_ring(), &tenant, &connection)
         .await
-        .unwrap();
+        .unwrap()
+        .secret;
     assert_eq!(
         opened.expose_secret(),
         canary.as_bytes(),
@@ -71,9 +70,7 @@ async fn a_sealed_blob_copied_to_another_row_or_vault_does_not_open(backend: Bac
             credentials::deposit(
                 &db,
                 &tenant,
-                &vault,
-                "github",
-                "",
+                dep(&vault, "github"),
                 &secret_bytes(secret.into()),
             )
             .await
@@ -109,7 +106,8 @@ async fn a_sealed_blob_copied_to_another_row_or_vault_does_not_open(backend: Bac
     }
     let untouched = credentials::open(&db, &ring, &tenant, &source)
         .await
-        .unwrap();
+        .unwrap()
+        .secret;
     assert_eq!(
         untouched.expose_secret(),
         b"secret-of-a1",
@@ -125,9 +123,7 @@ async fn a_deleted_vaults_saved_ciphertext_never_opens_again(backend: Backend) {
     let connection = credentials::deposit(
         &db,
         &tenant,
-        &vault,
-        "github",
-        "",
+        dep(&vault, "github"),
         &secret_bytes(b"to-be-shredded".to_vec()),
     )
     .await

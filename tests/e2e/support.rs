@@ -377,3 +377,17 @@ pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str
     }
     body
 }
+
+/// A deposit of a test credential into `vault_id` for `integration`.
+pub fn dep<'a>(
+    vault_id: &'a str,
+    integration: &'a str,
+) -> connect_broker::credentials::Deposit<'a> {
+    connect_broker::credentials::Deposit {
+        vault_id,
+        integration,
+        scopes: "",
+        expires_at: None,
+        actor: "operator",
+    }
+}

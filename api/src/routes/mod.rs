@@ -2,8 +2,13 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod connections;
 pub mod docs;
 pub mod health;
+pub mod hosted;
+pub mod integrations;
+pub mod proxy;
+pub mod settings;
 pub mod vaults;
 
 use actix_web::web;
@@ -16,6 +21,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(docs::openapi_json)
         .service(docs::docs_redirect)
         .service(docs::swagger())
+        .service(hosted::connect_page)
+        .service(hosted::start)
+        .service(hosted::callback)
         .service(
             web::scope("/v1")
                 .service(vaults::create)
@@ -26,7 +34,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(api_keys::list)
                 .service(api_keys::revoke)
                 .service(audit::verify)
-                .service(audit::list),
+                .service(audit::list)
+                .service(integrations::providers)
+                .service(integrations::create)
+                .service(integrations::list)
+                .service(integrations::get)
+                .service(integrations::delete)
+                .service(settings::get)
+                .service(settings::put)
+                .service(connections::create_session)
+                .service(connections::list)
+                .service(connections::get)
+                .service(connections::delete)
+                .route(
+                    "/proxy/{connection_id}/{path:.*}",
+                    web::route().to(proxy::forward),
+                ),
         );
 }
 

@@ -163,7 +163,7 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let tenant = caller.require(Scope::Vaults)?;
 
-    let deleted = vaults::delete(&state.db, &tenant, &path).await?;
+    let deleted = vaults::delete(&state.revoker(), &tenant, &path).await?;
 
     Ok(HttpResponse::Ok().json(VaultDeleted {
         id: deleted.id,

@@ -141,6 +141,31 @@ impl MasterKeyRing {
         Identity::from_str(private.expose_secret()).map_err(|_| KeyError::Open)
     }
 
+    /// Seals `secret` to the current master key (integration client secrets, PKCE verifiers).
+    /// Returns the blob and the master version it needs.
+    pub fn seal_to_master(
+        &self,
+        binding_of: impl Fn(i64) -> Binding,
+        secret: &[u8],
+    ) -> Result<(Vec<u8>, i64), KeyError> {
+        let version = self.current_version();
+        let recipient = self.identity(version)?.to_public();
+        Ok((
+            seal::seal(&recipient, &binding_of(version), secret)?,
+            version,
+        ))
+    }
+
+    /// Opens a blob sealed by [`MasterKeyRing::seal_to_master`].
+    pub fn open_from_master(
+        &self,
+        version: i64,
+        binding: &Binding,
+        blob: &[u8],
+    ) -> Result<crate::secret::SecretBytes, KeyError> {
+        seal::open(self.identity(version)?, binding, blob)
+    }
+
     fn identity(&self, version: i64) -> Result<&Identity, KeyError> {
         self.versions
             .get(&version)

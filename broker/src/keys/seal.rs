@@ -45,6 +45,23 @@ impl Binding {
         }
     }
 
+    /// A secret held for a partner-level object (`client_secret` of an integration,
+    /// `pkce_verifier` of a connect session), sealed to master key `master_version`.
+    pub fn partner_secret(
+        purpose: &str,
+        partner_id: &str,
+        object: &str,
+        master_version: i64,
+    ) -> Self {
+        Binding {
+            purpose: purpose.into(),
+            vault_id: None,
+            connection_id: Some(format!("{partner_id}/{object}")),
+            integration: None,
+            version: master_version,
+        }
+    }
+
     /// The binding of a vault's private key wrapped by master key `master_version`.
     pub fn vault_key(vault_id: &str, master_version: i64) -> Self {
         Binding {

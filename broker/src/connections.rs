@@ -1,0 +1,305 @@
+//! Connections: a vault's credential for one integration. Listed and read as metadata only;
+//! deleted locally at once and revoked at the provider (RFC 7009) on a best-effort basis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::audit::{self, NewEvent};
+use crate::auth::Tenant;
+use crate::clock;
+use crate::error::Error;
+use crate::ids::{self, Kind};
+use crate::integrations::{self, AuthType, Integration};
+use crate::keys::{Binding, MasterKeyRing, seal};
+use crate::oauth::endpoint::{self, Revocation};
+use crate::oauth::token_response::TokenSet;
+use crate::pagination::{Page, PageRequest};
+use crate::secret::ExposeSecret;
+use crate::store::Db;
+
+/// A connection's metadata. Never a value.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Connection {
+    pub id: String,
+    pub vault_id: String,
+    pub integration: String,
+    pub status: String,
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub upstream_revocation: Option<String>,
+}
+
+const COLUMNS: &str = "id, vault_id, integration, status, scopes, expires_at, created_at, last_used_at, upstream_revocation";
+
+/// What revocation needs besides the store.
+pub struct RevokeContext<'a> {
+    pub db: &'a Db,
+    pub keys: &'a Arc<MasterKeyRing>,
+    pub http: &'a reqwest::Client,
+    pub allow_private: bool,
+}
+
+/// The connections of one of the tenant's vaults.
+pub async fn list(
+    db: &Db,
+    tenant: &Tenant,
+    vault_id: &str,
+    page: &PageRequest,
+) -> Result<Page<Connection>, Error> {
+    crate::vaults::get(db, tenant, vault_id).await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM connections WHERE partner_id = $1 AND vault_id = $2 AND id > $3 ORDER BY id LIMIT $4"
+    );
+    let rows: Vec<Connection> = sqlx::query_as(&sql)
+        .bind(tenant.partner_id())
+        .bind(vault_id)
+        .bind(&page.after)
+        .bind(page.fetch())
+        .fetch_all(db.pool())
+        .await?;
+    Ok(Page::from_rows(rows, page, |c| &c.id))
+}
+
+/// One connection of one of the tenant's vaults.
+pub async fn get(
+    db: &Db,
+    tenant: &Tenant,
+    vault_id: &str,
+    connection_id: &str,
+) -> Result<Connection, Error> {
+    if !ids::is_valid(Kind::Connection, connection_id) {
+        return Err(Error::NotFound("connection"));
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM connections WHERE id = $1 AND vault_id = $2 AND partner_id = $3"
+    );
+    sqlx::query_as(&sql)
+        .bind(connection_id)
+        .bind(vault_id)
+        .bind(tenant.partner_id())
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(Error::NotFound("connection"))
+}
+
+/// A credential held in memory between local destruction and upstream revocation.
+pub struct Held {
+    pub connection_id: String,
+    pub vault_id: String,
+    pub integration: Integration,
+    pub tokens: TokenSet,
+}
+
+/// Opens the OAuth token sets of a vault's live connections, before their keys are destroyed.
+pub async fn hold_for_vault(
+    ctx: &RevokeContext<'_>,
+    tenant: &Tenant,
+    vault_id: &str,
+) -> Result<Vec<Held>, Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM connections WHERE partner_id = $1 AND vault_id = $2 AND status <> 'revoked'",
+    )
+    .bind(tenant.partner_id())
+    .bind(vault_id)
+    .fetch_all(ctx.db.pool())
+    .await?;
+    let mut held = Vec::new();
+    for (connection_id,) in rows {
+        if let Some(h) = hold(ctx, tenant.partner_id(), &connection_id).await? {
+            held.push(h);
+        }
+    }
+    Ok(held)
+}
+
+/// Opens one connection's token set whatever its status (a `reauth_required` connection may
+/// still hold a valid access token). `None` for API-key connections and unreadable rows.
+async fn hold(
+    ctx: &RevokeContext<'_>,
+    partner_id: &str,
+    connection_id: &str,
+) -> Result<Option<Held>, Error> {
+    type Row = (String, String, Option<Vec<u8>>, i64, Option<Vec<u8>>, i64);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT c.vault_id, c.integration, c.sealed, c.seal_version, v.wrapped_key, v.master_key_version
+         FROM connections c JOIN vaults v ON v.id = c.vault_id WHERE c.id = $1 AND c.partner_id = $2",
+    )
+    .bind(connection_id)
+    .bind(partner_id)
+    .fetch_optional(ctx.db.pool())
+    .await?;
+    let Some((vault_id, integration_key, Some(sealed), version, wrapped, master_version)) = row
+    else {
+        return Ok(None);
+    };
+    let Some(integration) = integrations::find(ctx.db, partner_id, &integration_key).await? else {
+        return Ok(None);
+    };
+    if integration.auth_type != AuthType::Oauth2 {
+        return Ok(None);
+    }
+    let Ok(vault_key) = ctx
+        .keys
+        .open_vault_key(&vault_id, master_version, wrapped.as_deref())
+    else {
+        return Ok(None);
+    };
+    let binding = Binding::credential(&vault_id, connection_id, &integration_key, version);
+    let Ok(secret) = seal::open(&vault_key, &binding, &sealed) else {
+        return Ok(None);
+    };
+    let Ok(tokens) = TokenSet::from_sealed_bytes(secret.expose_secret()) else {
+        return Ok(None);
+    };
+    Ok(Some(Held {
+        connection_id: connection_id.to_owned(),
+        vault_id,
+        integration,
+        tokens,
+    }))
+}
+
+/// The result of deleting a connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Revoked {
+    pub id: String,
+    pub upstream_revocation: &'static str,
+}
+
+/// Revokes a connection: the ciphertext is destroyed and the status set in one transaction (no
+/// request can use it once this returns), then the provider is asked to revoke the tokens.
+pub async fn delete(
+    ctx: &RevokeContext<'_>,
+    tenant: &Tenant,
+    vault_id: &str,
+    connection_id: &str,
+) -> Result<Revoked, Error> {
+    let existing = get(ctx.db, tenant, vault_id, connection_id).await?;
+    let held = hold(ctx, tenant.partner_id(), connection_id).await?;
+    let mut tx = ctx.db.pool().begin().await?;
+    let changed = sqlx::query(
+        "UPDATE connections SET status = 'revoked', sealed = NULL, revoked_at = $1, updated_at = $1
+         WHERE id = $2 AND vault_id = $3 AND partner_id = $4 AND status <> 'revoked'",
+    )
+    .bind(clock::now_ms())
+    .bind(connection_id)
+    .bind(vault_id)
+    .bind(tenant.partner_id())
+    .execute(&mut *tx)
+    .await?;
+    if changed.rows_affected() == 0 {
+        tx.rollback().await?;
+        let outcome = match existing.upstream_revocation.as_deref() {
+            Some("revoked") => "revoked",
+            Some("not_supported") => "not_supported",
+            _ => "failed",
+        };
+        return Ok(Revoked {
+            id: existing.id,
+            upstream_revocation: outcome,
+        });
+    }
+    let event = NewEvent::lifecycle(tenant.actor(), "connection.revoked")
+        .vault(vault_id)
+        .connection(connection_id)
+        .integration(&existing.integration);
+    audit::append(&mut tx, tenant.partner_id(), event).await?;
+    tx.commit().await?;
+    ctx.db.flush_destroyed().await;
+    let outcome = match held {
+        Some(held) => revoke_upstream(ctx, tenant.actor(), held).await?,
+        None => Revocation::NotSupported,
+    };
+    Ok(Revoked {
+        id: existing.id,
+        upstream_revocation: outcome.as_str(),
+    })
+}
+
+/// Asks the provider to revoke a held token set (refresh token first: with most providers it
+/// ends the whole grant), records and audits the outcome, and keeps retrying transient
+/// failures in the background for a few minutes. The retries live in this process only.
+pub async fn revoke_upstream(
+    ctx: &RevokeContext<'_>,
+    actor: &str,
+    held: Held,
+) -> Result<Revocation, Error> {
+    let outcome = attempt(ctx, &held).await;
+    record(ctx.db, actor, &held, outcome).await?;
+    if let Revocation::Failed { retry: true } = outcome {
+        let (db, keys, http, allow_private) = (
+            ctx.db.clone(),
+            ctx.keys.clone(),
+            ctx.http.clone(),
+            ctx.allow_private,
+        );
+        tokio::spawn(async move {
+            let ctx = RevokeContext {
+                db: &db,
+                keys: &keys,
+                http: &http,
+                allow_private,
+            };
+            for delay in [5u64, 30, 120] {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                let outcome = attempt(&ctx, &held).await;
+                if !matches!(outcome, Revocation::Failed { retry: true }) {
+                    let _ = record(&db, "system", &held, outcome).await;
+                    return;
+                }
+            }
+        });
+    }
+    Ok(outcome)
+}
+
+async fn attempt(ctx: &RevokeContext<'_>, held: &Held) -> Revocation {
+    let Some(settings) = held.integration.oauth.as_ref() else {
+        return Revocation::NotSupported;
+    };
+    if settings.revocation_url.is_none() {
+        return Revocation::NotSupported;
+    }
+    let Ok(secret) = integrations::client_secret(ctx.db, ctx.keys, &held.integration).await else {
+        return Revocation::Failed { retry: false };
+    };
+    let mut outcome = Revocation::Revoked;
+    let tokens = [
+        (held.tokens.refresh_token.as_ref(), "refresh_token"),
+        (Some(&held.tokens.access_token), "access_token"),
+    ];
+    for (token, hint) in tokens {
+        if let Some(token) = token {
+            let result =
+                endpoint::revoke(ctx.http, settings, &secret, token, hint, ctx.allow_private).await;
+            if result != Revocation::Revoked {
+                outcome = result;
+            }
+        }
+    }
+    outcome
+}
+
+async fn record(db: &Db, actor: &str, held: &Held, outcome: Revocation) -> Result<(), Error> {
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("UPDATE connections SET upstream_revocation = $1 WHERE id = $2")
+        .bind(outcome.as_str())
+        .bind(&held.connection_id)
+        .execute(&mut *tx)
+        .await?;
+    let mut event = NewEvent::lifecycle(actor, "connection.upstream_revocation")
+        .vault(&held.vault_id)
+        .connection(&held.connection_id)
+        .integration(&held.integration.key)
+        .reason(outcome.as_str());
+    if outcome != Revocation::Revoked {
+        event.outcome = "failure";
+    }
+    audit::append(&mut tx, &held.integration.partner_id, event).await?;
+    tx.commit().await?;
+    Ok(())
+}

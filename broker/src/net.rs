@@ -1,0 +1,146 @@
+//! The one hardened outbound HTTP client, shared by the OAuth broker and the proxy: redirects
+//! are never followed, proxy environment variables are ignored, every call has a deadline, and
+//! every URL is vetted before it is used.
+//!
+//! Vetting today covers the URL itself: scheme, userinfo, and literal IP addresses (loopback,
+//! private, link-local and other reserved ranges are refused unless the operator allows private
+//! upstreams). Names are not yet re-checked after DNS resolution; the proxy's SSRF guard adds
+//! that, and until then a public name that resolves to a private address is not caught here.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::{Host, Url};
+
+/// Why a URL may not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VetError {
+    #[error("the URL is not valid")]
+    Invalid,
+    #[error("only https URLs are allowed")]
+    Scheme,
+    #[error("URLs with user information are not allowed")]
+    UserInfo,
+    #[error("the address is loopback, private, link-local or reserved")]
+    PrivateAddress,
+}
+
+/// Builds the outbound client.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .user_agent(concat!("agentsecrets-connect/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the outbound HTTP client configuration is valid")
+}
+
+/// Checks that `text` is a URL the service may call. With `allow_private`, plain http and
+/// private or loopback addresses are accepted (local development and tests).
+pub fn vet(text: &str, allow_private: bool) -> Result<Url, VetError> {
+    let url = Url::parse(text).map_err(|_| VetError::Invalid)?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        _ => return Err(VetError::Scheme),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(VetError::UserInfo);
+    }
+    let literal = match url.host() {
+        None => return Err(VetError::Invalid),
+        Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        Some(Host::Domain(name)) => {
+            let lower = name.to_ascii_lowercase();
+            if !allow_private && (lower == "localhost" || lower.ends_with(".localhost")) {
+                return Err(VetError::PrivateAddress);
+            }
+            None
+        }
+    };
+    if let Some(ip) = literal
+        && !allow_private
+        && !is_public(ip)
+    {
+        return Err(VetError::PrivateAddress);
+    }
+    Ok(url)
+}
+
+/// Whether an address is globally routable: not loopback, private, link-local, shared (CGNAT),
+/// multicast, unspecified, documentation or otherwise reserved, including IPv4 addresses
+/// mapped or embedded in IPv6.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let segments = v6.segments();
+            let embedded_v4 = segments[0] == 0x0064 && segments[1] == 0xff9b // NAT64
+                || segments[0] == 0x2002; // 6to4
+            if embedded_v4 {
+                return false;
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00 // unique local
+                || (segments[0] & 0xffc0) == 0xfe80 // link-local
+                || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+                || segments[..6].iter().all(|s| *s == 0)) // IPv4-compatible
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_private_literals_and_plain_http_unless_allowed() {
+        let refused = [
+            "http://example.com/",
+            "https://127.0.0.1/",
+            "https://10.1.2.3/",
+            "https://169.254.169.254/",
+            "https://[::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://[fd00::1]/",
+            "https://[fe80::1]/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://224.0.0.1/",
+            "https://localhost/",
+            "https://user@example.com/",
+            "ftp://example.com/",
+        ];
+        for url in refused {
+            assert!(vet(url, false).is_err(), "case {url}");
+        }
+        assert!(vet("https://api.github.com/user", false).is_ok());
+        assert!(vet("http://127.0.0.1:9000/token", true).is_ok());
+        assert!(
+            vet("https://user@example.com/", true).is_err(),
+            "userinfo is never allowed"
+        );
+    }
+}
