@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binary, a fresh database per test, SQLite and PostgreSQL.
 
+mod peers;
 mod support;
 
 mod api_keys;
@@ -7,6 +8,7 @@ mod audit;
 mod bad_input;
 mod master_key;
 mod operations;
+mod peer_selftest;
 mod sealing;
 mod tenancy;
 mod vaults;
