@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod bad_input;
 mod master_key;
+mod oauth;
 mod operations;
 mod peer_selftest;
 mod sealing;

@@ -227,6 +227,31 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, &[]).await
+    }
+
+    /// A server that the OAuth tests can send a browser back to: listening on a port chosen
+    /// up front (so `CONNECT_PUBLIC_URL` and the callback URLs are right), allowed to reach
+    /// loopback peers, refreshing tokens one second before they expire.
+    pub async fn spawn_for_oauth(backend: Backend) -> TestApp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let public = format!("http://{address}");
+        let extra = [
+            ("CONNECT_LISTEN", address.as_str()),
+            ("CONNECT_PUBLIC_URL", public.as_str()),
+            ("CONNECT_ALLOW_PRIVATE_UPSTREAMS", "true"),
+            ("CONNECT_REFRESH_MARGIN_SECS", "1"),
+        ];
+        TestApp::spawn_with(backend, &extra).await
+    }
+
+    /// Like `spawn`, with extra environment variables (later ones win).
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         let db = TestDb::new(backend).await;
         let mut env = db.env();
         let key_file = db.data_dir().join("master.key");
@@ -240,6 +265,10 @@ impl TestApp {
             "master-key init: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        for (name, value) in extra {
+            env.retain(|(k, _)| k != name);
+            env.push(((*name).to_owned(), (*value).to_owned()));
+        }
         let partner = create_partner(&env, "acme");
         let server = Server::start(&env)
             .await

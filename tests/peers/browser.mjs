@@ -83,6 +83,12 @@ async function runConsent(browserContext) {
       await submit(page, reached);
     } else if (await page.locator('input[name="prompt"][value="consent"]').count()) {
       await submit(page, reached);
+    } else if (await page.locator('a.button').count()) {
+      // The service's own connect page: continue to the provider.
+      await Promise.all([
+        Promise.race([page.waitForNavigation({ waitUntil: 'commit' }).catch(() => {}), reached]),
+        page.click('a.button'),
+      ]);
     } else {
       await Promise.race([reached, page.waitForTimeout(100)]);
     }

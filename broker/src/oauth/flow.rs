@@ -16,7 +16,8 @@ use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::endpoint;
+use super::endpoint::{self, EndpointError};
+use super::token_response::TokenError;
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
 use crate::clock;
@@ -465,10 +466,16 @@ async fn finish(
         Ok(result) => result,
         Err(err) => {
             tracing::info!(session_id = %session.id, error = %err, "code exchange failed");
-            return Ok(Err(err
-                .oauth_code()
-                .map(sanitize_code)
-                .unwrap_or_else(|| "token_exchange_failed".into())));
+            let code = match &err {
+                EndpointError::Token(TokenError::InvalidResponse(_)) => {
+                    "invalid_token_response".to_owned()
+                }
+                _ => err
+                    .oauth_code()
+                    .map(sanitize_code)
+                    .unwrap_or_else(|| "token_exchange_failed".into()),
+            };
+            return Ok(Err(code));
         }
     };
     for warning in warnings {
