@@ -108,12 +108,7 @@ impl ApiError {
                     format!("{field} {reason}"),
                 )
             },
-            ApiError::Broker(E::State(code)) => Shape::new(
-                StatusCode::CONFLICT,
-                code,
-                "Not possible in the current state",
-                code.replace('_', " "),
-            ),
+            ApiError::Broker(E::State(code)) => state_shape(code),
             ApiError::Broker(E::IdempotencyMismatch) => Shape::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -185,6 +180,81 @@ impl ApiError {
                 )
             },
         }
+    }
+}
+
+/// Refusals that name a state of the connection, the integration or the upstream. Upstream
+/// failures are 502/504 and say whether a retry can help; the caller's own state is 409.
+fn state_shape(code: &'static str) -> Shape {
+    let (status, title, detail) = match code {
+        "connection_revoked" => (
+            StatusCode::CONFLICT,
+            "Connection revoked",
+            "the connection has been revoked",
+        ),
+        "reauth_required" => (
+            StatusCode::CONFLICT,
+            "Reconnect required",
+            "the provider refused the refresh; the user must reconnect",
+        ),
+        "vault_revoked" => (
+            StatusCode::CONFLICT,
+            "Vault revoked",
+            "the vault has been deleted",
+        ),
+        "integration_in_use" => (
+            StatusCode::CONFLICT,
+            "Integration in use",
+            "connections still use this integration; revoke them first",
+        ),
+        "host_not_allowed" => (
+            StatusCode::FORBIDDEN,
+            "Host not allowed",
+            "the target is not on the integration's allowed hosts or is not a permitted address",
+        ),
+        "integration_misconfigured" => (
+            StatusCode::BAD_GATEWAY,
+            "Integration misconfigured",
+            "the provider rejected the integration's client credentials; fix the integration",
+        ),
+        "upstream_timeout" => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "Upstream timeout",
+            "the upstream did not answer in time",
+        ),
+        "upstream_unreachable" => (
+            StatusCode::BAD_GATEWAY,
+            "Upstream unreachable",
+            "the upstream could not be reached",
+        ),
+        "upstream_unavailable" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Provider unavailable",
+            "the provider's token endpoint is failing; the credential is kept and will be refreshed later",
+        ),
+        "refresh_in_progress" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Refresh in progress",
+            "another replica is refreshing this credential",
+        ),
+        "response_too_large" => (
+            StatusCode::BAD_GATEWAY,
+            "Response too large",
+            "the upstream response exceeds the size cap",
+        ),
+        _ => (
+            StatusCode::CONFLICT,
+            "Not possible in the current state",
+            "the object's state does not allow this",
+        ),
+    };
+    let shape = Shape::new(status, code, title, detail);
+    match code {
+        "upstream_timeout"
+        | "upstream_unreachable"
+        | "upstream_unavailable"
+        | "refresh_in_progress" => shape.retryable(),
+        _ => shape,
     }
 }
 

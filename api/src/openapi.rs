@@ -20,7 +20,7 @@ credential value. Errors are RFC 9457 problem details (`application/problem+json
         vaults::create, vaults::list, vaults::get, vaults::delete,
         api_keys::create, api_keys::list, api_keys::revoke,
         audit::list, audit::verify,
-        integrations::providers, integrations::create, integrations::list, integrations::get, integrations::delete,
+        integrations::providers, integrations::create, integrations::list, integrations::get, integrations::update, integrations::delete,
         settings::get, settings::put,
         connections::create_session, connections::list, connections::get, connections::delete,
         proxy::documented,

@@ -507,6 +507,101 @@ pub async fn client_secret(
     Ok(SecretString::from(text.to_owned()))
 }
 
+/// What `PATCH` may change: the client, the scopes, the API target and the injection style.
+/// Endpoints and the provider are fixed once created (a new integration is a new key).
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub scopes: Option<Vec<String>>,
+    pub api_base_url: Option<String>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub inject: Option<Inject>,
+}
+
+/// Applies `changes` to one of the tenant's integrations.
+pub async fn update(
+    db: &Db,
+    keys: &MasterKeyRing,
+    tenant: &Tenant,
+    key: &str,
+    changes: Changes,
+    allow_private: bool,
+) -> Result<Integration, Error> {
+    let mut integration = get(db, tenant, key).await?;
+    if let Some(oauth) = integration.oauth.as_mut() {
+        if let Some(client_id) = changes.client_id.filter(|c| !c.is_empty()) {
+            oauth.client_id = client_id;
+        }
+        if let Some(scopes) = changes.scopes {
+            if scopes
+                .iter()
+                .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                return Err(Error::invalid(
+                    "auth.scopes",
+                    "must be non-empty strings without spaces",
+                ));
+            }
+            oauth.scopes = scopes;
+        }
+    } else if changes.client_id.is_some()
+        || changes.client_secret.is_some()
+        || changes.scopes.is_some()
+    {
+        return Err(Error::invalid(
+            "auth",
+            "an api_key integration has no OAuth client",
+        ));
+    }
+    if let Some(base) = changes.api_base_url {
+        integration.api_base_url = base;
+    }
+    if let Some(hosts) = changes.allowed_hosts {
+        integration.allowed_hosts = hosts;
+    }
+    if let Some(inject) = changes.inject {
+        integration.inject = inject;
+    }
+    check_api(
+        &integration.api_base_url,
+        &integration.allowed_hosts,
+        allow_private,
+    )?;
+    let sealed = match changes
+        .client_secret
+        .filter(|s| !s.expose_secret().is_empty())
+    {
+        Some(secret) => {
+            let binding = |v| Binding::partner_secret("client_secret", tenant.partner_id(), key, v);
+            Some(keys.seal_to_master(binding, secret.expose_secret().as_bytes())?)
+        }
+        None => None,
+    };
+    integration.updated_at = clock::now_ms();
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "UPDATE integrations SET oauth = $1, api_base_url = $2, allowed_hosts = $3, inject = $4, updated_at = $5,
+             client_secret_sealed = COALESCE($6, client_secret_sealed), master_key_version = COALESCE($7, master_key_version)
+         WHERE partner_id = $8 AND integration_key = $9",
+    )
+    .bind(json(&integration.oauth))
+    .bind(&integration.api_base_url)
+    .bind(json(&integration.allowed_hosts))
+    .bind(json(&integration.inject))
+    .bind(integration.updated_at)
+    .bind(sealed.as_ref().map(|(blob, _)| blob.clone()))
+    .bind(sealed.as_ref().map(|(_, version)| *version))
+    .bind(tenant.partner_id())
+    .bind(key)
+    .execute(&mut *tx)
+    .await?;
+    let event = NewEvent::lifecycle(tenant.actor(), "integration.updated").integration(key);
+    audit::append(&mut tx, tenant.partner_id(), event).await?;
+    tx.commit().await?;
+    Ok(integration)
+}
+
 /// Deletes an integration that no active connection uses.
 pub async fn delete(db: &Db, tenant: &Tenant, key: &str) -> Result<(), Error> {
     let mut tx = db.pool().begin().await?;

@@ -336,6 +336,34 @@ pub struct CreateIntegration {
     pub inject: Option<IntegrationInject>,
 }
 
+/// Body of `PATCH /v1/integrations/{key}`: what may change after creation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"auth": {"scopes": ["repo"]}, "api": {"allowed_hosts": ["api.github.com"]}})))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIntegration {
+    #[serde(default)]
+    pub auth: Option<UpdateIntegrationAuth>,
+    #[serde(default)]
+    pub api: Option<IntegrationApi>,
+    #[serde(default)]
+    pub inject: Option<IntegrationInject>,
+}
+
+/// The OAuth client fields `PATCH` may change. Endpoints are fixed once created.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIntegrationAuth {
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Write-only.
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
 /// An integration, without secrets, with the callback URL to register at the provider.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, dep};
 
 on_both_backends!(another_partners_ids_answer_404_and_reveal_nothing);
 
@@ -24,6 +24,21 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
         .await
         .unwrap();
     let key_id = minted["id"].as_str().unwrap().to_owned();
+    let integration = json!({"key": "owned", "provider": "custom", "auth": {"type": "api_key"},
+        "api": {"base_url": "https://api.example.com", "allowed_hosts": ["api.example.com"]}});
+    let created = app
+        .post(&owner.key, "/v1/integrations", &integration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let db = app.db.connect().await;
+    let tenant = connect_broker::auth::Tenant::operator(&owner.id);
+    let secret = connect_broker::secret::secret_bytes(b"owner-api-key".to_vec());
+    let connection =
+        connect_broker::credentials::deposit(&db, &tenant, dep(&vault, "owned"), &secret)
+            .await
+            .unwrap();
     let intruder = app.new_partner("intruder");
     let missing_vault = "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
     let missing_key = "key_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
@@ -99,6 +114,21 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
         );
     }
 
+    let session = app
+        .post(
+            &intruder.key,
+            &format!("/v1/vaults/{vault}/connect-sessions"),
+            &json!({"integration": "owned"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        session.status(),
+        404,
+        "a connect session on another partner's vault"
+    );
+
     // The owner's objects are untouched.
     let still: Value = app
         .get(&owner.key, &format!("/v1/vaults/{vault}"))
@@ -125,6 +155,18 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
         .unwrap()
         .clone();
     assert_eq!(agent["status"], "active");
+    let con: Value = app
+        .get(
+            &owner.key,
+            &format!("/v1/vaults/{vault}/connections/{connection}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(con["status"], "active");
     // The intruder cannot create a vault with the owner's external id being reported back.
     let own: Value = app
         .post(

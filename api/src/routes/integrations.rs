@@ -1,13 +1,16 @@
 //! `/v1/integrations` and `/v1/providers`: how a partner connects to each provider.
 
-use actix_web::{HttpResponse, delete as http_delete, get as http_get, post as http_post, web};
+use actix_web::{
+    HttpResponse, delete as http_delete, get as http_get, patch as http_patch, post as http_post,
+    web,
+};
 use connect_broker::auth::Scope;
-use connect_broker::integrations::{self, AuthType, Inject, NewIntegration};
+use connect_broker::integrations::{self, AuthType, Changes, Inject, NewIntegration};
 use connect_broker::oauth::catalog::{self, ClientAuth};
 use connect_broker::secret::SecretString;
 use connect_sdk::types::{
     CreateIntegration, Integration, IntegrationApi, IntegrationAuth, IntegrationInject,
-    IntegrationList, Problem, Provider, ProviderList,
+    IntegrationList, Problem, Provider, ProviderList, UpdateIntegration,
 };
 
 use crate::auth::Caller;
@@ -99,6 +102,54 @@ pub async fn get(
     let tenant = caller.require(Scope::Admin)?;
 
     let integration = integrations::get(&state.db, &tenant, &path).await?;
+
+    Ok(HttpResponse::Ok().json(to_wire(&state, integration)))
+}
+
+/// Change an integration's client, scopes, API target or injection style.
+#[utoipa::path(
+    patch, path = "/v1/integrations/{key}", tag = "integrations",
+    params(("key" = String, Path, description = "The integration's key")),
+    request_body = UpdateIntegration,
+    responses(
+        (status = 200, description = "The updated integration", body = Integration),
+        (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such integration", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["admin"]))
+)]
+#[http_patch("/integrations/{key}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<UpdateIntegration>,
+) -> ApiResult<HttpResponse> {
+    let tenant = caller.require(Scope::Admin)?;
+
+    let auth = body.auth.unwrap_or_default();
+    let api = body.api.unwrap_or_default();
+    let changes = Changes {
+        client_id: auth.client_id,
+        client_secret: auth.client_secret.map(SecretString::from),
+        scopes: auth.scopes,
+        api_base_url: api.base_url,
+        allowed_hosts: api.allowed_hosts,
+        inject: body.inject.map(to_inject).transpose()?,
+    };
+
+    let integration = integrations::update(
+        &state.db,
+        &state.keys,
+        &tenant,
+        &path,
+        changes,
+        state.config.allow_private_upstreams,
+    )
+    .await?;
 
     Ok(HttpResponse::Ok().json(to_wire(&state, integration)))
 }
@@ -221,6 +272,19 @@ fn to_input(body: CreateIntegration) -> Result<NewIntegration, ApiError> {
         api_base_url: body.api.base_url,
         allowed_hosts: body.api.allowed_hosts,
         inject,
+    })
+}
+
+fn to_inject(inject: IntegrationInject) -> Result<Inject, ApiError> {
+    Ok(match (inject.style.as_str(), inject.name) {
+        ("bearer", None) => Inject::Bearer,
+        ("basic", None) => Inject::Basic,
+        ("header", Some(name)) => Inject::Header { name },
+        ("query", Some(name)) => Inject::Query { name },
+        _ => {
+            let reason = "style is bearer or basic, or header or query with a name";
+            return Err(connect_broker::Error::invalid("inject", reason).into());
+        }
     })
 }
 

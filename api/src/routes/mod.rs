@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(integrations::create)
                 .service(integrations::list)
                 .service(integrations::get)
+                .service(integrations::update)
                 .service(integrations::delete)
                 .service(settings::get)
                 .service(settings::put)

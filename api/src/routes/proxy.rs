@@ -74,7 +74,9 @@ pub async fn forward(
         (status = 403, description = "The key lacks the proxy scope", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such connection", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
         (status = 409, description = "connection_revoked or reauth_required", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "upstream_unreachable, host_not_allowed or integration_misconfigured", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "host_not_allowed", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "upstream_unreachable, response_too_large or integration_misconfigured", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "upstream_unavailable (the token endpoint is failing) or refresh_in_progress; retryable", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
         (status = 504, description = "upstream_timeout", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["proxy"]))

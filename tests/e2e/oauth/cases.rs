@@ -389,3 +389,191 @@ async fn a_failed_upstream_revocation_still_destroys_the_local_credential() {
     assert_eq!(audit["data"][0]["reason"], "failed", "{audit}");
     assert!(bench.mock.count("POST", "/c09/revoke").await >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_endpoint_keeps_the_tokens_and_backs_off() {
+    let bench = Bench::new().await;
+    let connection = expiring_connection(&bench, "t503").await;
+    bench
+        .mock
+        .stub("POST", "/t503/token", 503, "text/plain", "maintenance")
+        .await;
+    let before = bench.mock.count("POST", "/t503/token").await;
+    let path = format!("/v1/proxy/{connection}/api/ping");
+
+    let first = bench
+        .app
+        .get(&bench.app.partner.key, &path)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(first, 503, "upstream_unavailable").await;
+    assert_eq!(problem["retryable"], true);
+    let second = bench
+        .app
+        .get(&bench.app.partner.key, &path)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(second, 503, "upstream_unavailable").await;
+
+    assert_eq!(
+        bench.mock.count("POST", "/t503/token").await - before,
+        1,
+        "the second call waits for the back-off"
+    );
+    assert_eq!(
+        bench.connection_of("t503").await.unwrap()["status"],
+        "active"
+    );
+    let tokens = sealed_tokens(&bench.app, &connection).await;
+    assert_eq!(
+        tokens.refresh_token.as_ref().unwrap().expose_secret(),
+        "rt-keep-me",
+        "the tokens are kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_client_is_an_integration_error_not_a_user_one() {
+    let bench = Bench::new().await;
+    let connection = expiring_connection(&bench, "tic").await;
+    bench
+        .mock
+        .stub(
+            "POST",
+            "/tic/token",
+            401,
+            "application/json",
+            r#"{"error":"invalid_client"}"#,
+        )
+        .await;
+
+    let response = bench
+        .app
+        .get(
+            &bench.app.partner.key,
+            &format!("/v1/proxy/{connection}/api/ping"),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    expect_problem(response, 502, "integration_misconfigured").await;
+    assert_eq!(
+        bench.connection_of("tic").await.unwrap()["status"],
+        "active",
+        "the user need not reconnect"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_can_be_changed_and_its_secret_stays_write_only() {
+    let bench = Bench::new().await;
+    bench.integration("editable", None).await;
+    let path = "/v1/integrations/editable";
+    let patch = |body: Value| {
+        bench
+            .app
+            .http
+            .patch(bench.app.url(path))
+            .bearer_auth(&bench.app.partner.key)
+            .json(&body)
+            .send()
+    };
+
+    let changed =
+        patch(json!({"auth": {"scopes": ["read", "write"], "client_secret": "rotated-secret-99"}}))
+            .await
+            .unwrap();
+    assert_eq!(changed.status(), 200);
+    let changed: Value = changed.json().await.unwrap();
+    assert_eq!(changed["auth"]["scopes"], json!(["read", "write"]));
+    assert!(!changed.to_string().contains("rotated-secret-99"));
+
+    let refused = patch(json!({"api": {"allowed_hosts": ["evil.test"]}}))
+        .await
+        .unwrap();
+    expect_problem(refused, 422, "validation_failed").await;
+    let unknown = patch(json!({"auth": {"token_url": "https://evil.test/token"}}))
+        .await
+        .unwrap();
+    expect_problem(unknown, 400, "invalid_json").await;
+    let other = bench.app.new_partner("other");
+    let foreign = bench
+        .app
+        .http
+        .patch(bench.app.url(path))
+        .bearer_auth(&other.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(foreign, 404, "not_found").await;
+    assert!(
+        bench.app.files_containing(b"rotated-secret-99").is_empty(),
+        "the client secret is sealed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_401_triggers_one_refresh_and_one_retry() {
+    let bench = Bench::new().await;
+    bench.integration("t401", None).await;
+    let first = r#"{"access_token":"at-long-1","refresh_token":"rt-long-1","expires_in":3600}"#;
+    bench
+        .mock
+        .stub("POST", "/t401/token", 200, "application/json", first)
+        .await;
+    let connection = bench.connected("t401").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let renewed = r#"{"access_token":"at-long-2","expires_in":3600}"#;
+    bench
+        .mock
+        .stub("POST", "/t401/token", 200, "application/json", renewed)
+        .await;
+    bench
+        .mock
+        .stub(
+            "GET",
+            "/api/guarded",
+            401,
+            "application/json",
+            r#"{"message":"Bad credentials"}"#,
+        )
+        .await;
+
+    let response = bench
+        .app
+        .get(
+            &bench.app.partner.key,
+            &format!("/v1/proxy/{connection}/api/guarded"),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        response.status(),
+        401,
+        "the upstream's answer passes through"
+    );
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"message":"Bad credentials"}"#
+    );
+    assert_eq!(
+        bench.mock.count("POST", "/t401/token").await,
+        2,
+        "one exchange, one refresh"
+    );
+    assert_eq!(
+        bench.mock.count("GET", "/api/guarded").await,
+        2,
+        "one try, one retry"
+    );
+    let tokens = sealed_tokens(&bench.app, &connection).await;
+    assert_eq!(tokens.access_token.expose_secret(), "at-long-2");
+}

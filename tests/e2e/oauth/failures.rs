@@ -108,7 +108,13 @@ async fn bad_callbacks_store_nothing_and_end_on_an_error_page(backend: Backend) 
 
     // A callback carrying a second provider's `iss` (a mix-up): the flow started at provider A,
     // provider B answers with its own code and issuer.
-    let other = oidc::start(CLIENT_ID, CLIENT_SECRET, std::slice::from_ref(&callback_base), 5).await;
+    let other = oidc::start(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        std::slice::from_ref(&callback_base),
+        5,
+    )
+    .await;
     let authorize = world.begin(&b).await;
     let at_b = authorize.replacen(&world.provider.issuer, &other.issuer, 1);
     let from_b = other.consent(&at_b, true).await;

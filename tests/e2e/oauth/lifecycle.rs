@@ -6,7 +6,10 @@ use super::{CLIENT_ID, CLIENT_SECRET, World, values};
 use crate::on_both_backends;
 use crate::support::{Backend, expect_problem};
 
-on_both_backends!(connects_proxies_refreshes_once_and_revokes_everywhere);
+on_both_backends!(
+    connects_proxies_refreshes_once_and_revokes_everywhere,
+    deleting_a_vault_revokes_its_connections_at_the_provider,
+);
 
 async fn connects_proxies_refreshes_once_and_revokes_everywhere(backend: Backend) {
     let world = World::new(backend).await;
@@ -121,4 +124,52 @@ async fn connects_proxies_refreshes_once_and_revokes_everywhere(backend: Backend
             "audit lacks {expected}: {actions:?}"
         );
     }
+}
+
+async fn deleting_a_vault_revokes_its_connections_at_the_provider(backend: Backend) {
+    let world = World::new(backend).await;
+    let connection = world.connect().await;
+    let tokens = world.tokens(&connection).await;
+
+    let response = world
+        .app
+        .delete(
+            &world.app.partner.key,
+            &format!("/v1/vaults/{}", world.vault),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["connections_revoked"], 1);
+    for token in values(&tokens).iter().take(2) {
+        assert!(
+            !world
+                .provider
+                .introspect(CLIENT_ID, CLIENT_SECRET, token)
+                .await,
+            "a token survived the vault"
+        );
+    }
+    expect_problem(
+        world.proxy(&connection, "me").await,
+        409,
+        "connection_revoked",
+    )
+    .await;
+    let audit: Value = world
+        .app
+        .get(
+            &world.app.partner.key,
+            &format!("/v1/audit?connection_id={connection}&action=connection.upstream_revocation"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["data"][0]["reason"], "revoked", "{audit}");
 }
