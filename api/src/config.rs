@@ -37,6 +37,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CONNECT_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// `CONNECT_RESOLVE`: host names pinned to addresses, `name=ip,…` (like curl's --resolve);
+    /// the addresses are vetted like resolved ones.
+    pub resolve: Option<String>,
     /// `CONNECT_REFRESH_MARGIN_SECS`: refresh an OAuth token this long before it expires.
     pub refresh_margin_secs: u64,
 }
@@ -54,6 +57,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             workers: None,
             refresh_margin_secs: 60,
+            resolve: None,
         }
     }
 }
@@ -68,6 +72,7 @@ const ENV_KEYS: &[&str] = &[
     "max_body_bytes",
     "workers",
     "refresh_margin_secs",
+    "resolve",
 ];
 
 impl Config {

@@ -22,7 +22,7 @@ credential value. Errors are RFC 9457 problem details (`application/problem+json
         audit::list, audit::verify,
         integrations::providers, integrations::create, integrations::list, integrations::get, integrations::update, integrations::delete,
         settings::get, settings::put,
-        connections::create_session, connections::list, connections::get, connections::delete,
+        connections::create_session, connections::deposit, connections::list, connections::get, connections::delete,
         proxy::documented,
         health::healthz, health::readyz, health::metrics,
     ),

@@ -7,6 +7,7 @@ use actix_web::middleware::{self, DefaultHeaders};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use connect_broker::keys::{self, KeySource, LoadOutcome};
+use connect_broker::net::ResolverSettings;
 use connect_broker::oauth::refresh::Refresher;
 use connect_broker::store::{self, Db, master_keys};
 
@@ -61,17 +62,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
 
+    let resolver = ResolverSettings {
+        allow_private: config.allow_private_upstreams,
+        pinned: match &config.resolve {
+            Some(text) => ResolverSettings::parse_pinned(text)
+                .map_err(|e| anyhow::anyhow!("CONNECT_RESOLVE: {e}"))?,
+            None => Default::default(),
+        },
+    };
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(outcome.ring),
         config: Arc::new(config.clone()),
         metrics: telemetry::metrics_handle(),
-        http: connect_broker::net::client(),
+        http: connect_broker::net::client(resolver.clone()),
         refresher: Arc::new(Refresher::new(
-            connect_broker::net::client(),
+            connect_broker::net::client(resolver),
             std::time::Duration::from_secs(config.refresh_margin_secs),
             config.allow_private_upstreams,
         )),
+        gate: Arc::new(Default::default()),
     };
     let mut server = HttpServer::new(move || app(state.clone()))
         .listen(listener)?

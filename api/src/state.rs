@@ -6,7 +6,7 @@ use connect_broker::connections::RevokeContext;
 use connect_broker::keys::MasterKeyRing;
 use connect_broker::oauth::flow::FlowContext;
 use connect_broker::oauth::refresh::Refresher;
-use connect_broker::proxy::ProxyContext;
+use connect_broker::proxy::{Gate, ProxyContext};
 use connect_broker::store::Db;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -21,6 +21,8 @@ pub struct AppState {
     /// The one hardened outbound client.
     pub http: reqwest::Client,
     pub refresher: Arc<Refresher>,
+    /// Between proxied requests and revocations, per connection.
+    pub gate: Arc<Gate>,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
 
     pub fn revoker(&self) -> RevokeContext<'_> {
         RevokeContext {
+            gate: &self.gate,
             db: &self.db,
             keys: &self.keys,
             http: &self.http,
@@ -45,6 +48,7 @@ impl AppState {
 
     pub fn proxy(&self) -> ProxyContext<'_> {
         ProxyContext {
+            gate: &self.gate,
             db: &self.db,
             keys: &self.keys,
             http: &self.http,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
 use crate::clock;
+use crate::credentials;
 use crate::error::Error;
 use crate::ids::{self, Kind};
 use crate::integrations::{self, AuthType, Integration};
@@ -16,7 +17,7 @@ use crate::keys::{Binding, MasterKeyRing, seal};
 use crate::oauth::endpoint::{self, Revocation};
 use crate::oauth::token_response::TokenSet;
 use crate::pagination::{Page, PageRequest};
-use crate::secret::ExposeSecret;
+use crate::secret::{ExposeSecret, SecretString};
 use crate::store::Db;
 
 /// A connection's metadata. Never a value.
@@ -37,6 +38,7 @@ const COLUMNS: &str = "id, vault_id, integration, status, scopes, expires_at, cr
 
 /// What revocation needs besides the store.
 pub struct RevokeContext<'a> {
+    pub gate: &'a crate::proxy::Gate,
     pub db: &'a Db,
     pub keys: &'a Arc<MasterKeyRing>,
     pub http: &'a reqwest::Client,
@@ -84,6 +86,48 @@ pub async fn get(
         .fetch_optional(db.pool())
         .await?
         .ok_or(Error::NotFound("connection"))
+}
+
+/// Checks a pasted or deposited API key: 1 to 4096 visible ASCII characters, so it can travel in
+/// a header or query parameter without being able to add another one.
+pub fn validate_api_key(key: &SecretString) -> Result<(), Error> {
+    let text = key.expose_secret();
+    if text.is_empty() || text.len() > 4096 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "api_key",
+            "must be 1 to 4096 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Deposits an API key into one of the tenant's vaults for an `api_key` integration. The key is
+/// sealed to the vault's public key and never returned.
+pub async fn deposit_api_key(
+    db: &Db,
+    tenant: &Tenant,
+    vault_id: &str,
+    integration_key: &str,
+    api_key: &SecretString,
+) -> Result<Connection, Error> {
+    let integration = integrations::get(db, tenant, integration_key).await?;
+    if integration.auth_type != AuthType::ApiKey {
+        return Err(Error::invalid(
+            "integration",
+            "is an OAuth integration; connect it with a connect session",
+        ));
+    }
+    validate_api_key(api_key)?;
+    let deposit = credentials::Deposit {
+        vault_id,
+        integration: integration_key,
+        scopes: "",
+        expires_at: None,
+        actor: tenant.actor(),
+    };
+    let secret = crate::secret::secret_bytes(api_key.expose_secret().as_bytes().to_vec());
+    let connection_id = credentials::deposit(db, tenant, deposit, &secret).await?;
+    get(db, tenant, vault_id, &connection_id).await
 }
 
 /// A credential held in memory between local destruction and upstream revocation.
@@ -209,6 +253,7 @@ pub async fn delete(
         .integration(&existing.integration);
     audit::append(&mut tx, tenant.partner_id(), event).await?;
     tx.commit().await?;
+    ctx.gate.drain(connection_id).await;
     ctx.db.flush_destroyed().await;
     let outcome = match held {
         Some(held) => revoke_upstream(ctx, tenant.actor(), held).await?,
@@ -238,7 +283,9 @@ pub async fn revoke_upstream(
             ctx.allow_private,
         );
         tokio::spawn(async move {
+            let gate = crate::proxy::Gate::default();
             let ctx = RevokeContext {
+                gate: &gate,
                 db: &db,
                 keys: &keys,
                 http: &http,

@@ -152,12 +152,13 @@ pub fn redirect_uri(public_url: &str, partner_id: &str, key: &str) -> String {
 pub async fn create(
     db: &Db,
     keys: &MasterKeyRing,
+    http: &reqwest::Client,
     tenant: &Tenant,
     input: NewIntegration,
     allow_private: bool,
 ) -> Result<Integration, Error> {
     validate_key(&input.key)?;
-    let (integration, secret) = resolve(tenant.partner_id(), input, allow_private).await?;
+    let (integration, secret) = resolve(http, tenant.partner_id(), input, allow_private).await?;
     let sealed = match &secret {
         Some(secret) => {
             let binding = |v| {
@@ -226,6 +227,7 @@ fn validate_key(key: &str) -> Result<(), Error> {
 
 /// Fills the input from the template or discovery and checks every rule.
 async fn resolve(
+    http: &reqwest::Client,
     partner_id: &str,
     input: NewIntegration,
     allow_private: bool,
@@ -246,7 +248,7 @@ async fn resolve(
                 .filter(|s| !s.expose_secret().is_empty())
                 .ok_or_else(|| Error::invalid("auth.client_secret", "is required for oauth2"))?;
             (
-                Some(resolve_oauth(&input, template, allow_private).await?),
+                Some(resolve_oauth(http, &input, template, allow_private).await?),
                 Some(secret),
             )
         }
@@ -283,6 +285,7 @@ async fn resolve(
 }
 
 async fn resolve_oauth(
+    http: &reqwest::Client,
     input: &NewIntegration,
     template: Option<&'static catalog::ProviderTemplate>,
     allow_private: bool,
@@ -295,7 +298,7 @@ async fn resolve_oauth(
         .clone()
         .or_else(|| template.and_then(|t| t.issuer.map(str::to_owned)));
     let discovered = match (&issuer, &input.authorization_url, template) {
-        (Some(issuer), None, None) => Some(discovery::discover(issuer, allow_private).await?),
+        (Some(issuer), None, None) => Some(discovery::discover(http, issuer, allow_private).await?),
         _ => None,
     };
     let pick = |given: &Option<String>, found: Option<String>, from_template: Option<&str>| {

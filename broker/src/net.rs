@@ -2,14 +2,20 @@
 //! are never followed, proxy environment variables are ignored, every call has a deadline, and
 //! every URL is vetted before it is used.
 //!
-//! Vetting today covers the URL itself: scheme, userinfo, and literal IP addresses (loopback,
-//! private, link-local and other reserved ranges are refused unless the operator allows private
-//! upstreams). Names are not yet re-checked after DNS resolution; the proxy's SSRF guard adds
-//! that, and until then a public name that resolves to a private address is not caught here.
+//! Vetting happens twice, at two depths: [`vet`] checks the URL (scheme, userinfo, literal IP
+//! addresses) before anything is sent, and the client's resolver checks every address a name
+//! resolves to and hands the connector only the addresses that passed, so the connection goes
+//! to a vetted address and a name that resolves to a private one is refused (DNS rebinding
+//! included). Loopback, private, link-local, shared, multicast and other reserved ranges,
+//! IPv4-mapped and embedded forms included, are refused unless the operator allows private
+//! upstreams.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 /// Why a URL may not be used.
@@ -25,16 +31,94 @@ pub enum VetError {
     PrivateAddress,
 }
 
-/// Builds the outbound client.
-pub fn client() -> reqwest::Client {
+/// How the outbound client resolves and vets names.
+#[derive(Debug, Clone, Default)]
+pub struct ResolverSettings {
+    /// Admit loopback and private addresses (local development and tests).
+    pub allow_private: bool,
+    /// Names pinned to addresses, like curl's `--resolve` (`CONNECT_RESOLVE`). Pinned addresses
+    /// are vetted like resolved ones.
+    pub pinned: HashMap<String, Vec<IpAddr>>,
+}
+
+impl ResolverSettings {
+    /// Parses `name=ip[,name=ip…]` (an address may repeat a name for several addresses).
+    pub fn parse_pinned(text: &str) -> Result<HashMap<String, Vec<IpAddr>>, String> {
+        let mut pinned: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, ip) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry}: expected name=ip"))?;
+            let ip: IpAddr = ip
+                .trim()
+                .parse()
+                .map_err(|_| format!("{entry}: not an IP address"))?;
+            pinned
+                .entry(name.trim().to_ascii_lowercase())
+                .or_default()
+                .push(ip);
+        }
+        Ok(pinned)
+    }
+}
+
+/// A resolved name had no address that may be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("the name resolves only to addresses that may not be reached")]
+pub struct BlockedAddress;
+
+struct VettingResolver(Arc<ResolverSettings>);
+
+impl Resolve for VettingResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let settings = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_ascii_lowercase();
+            let found: Vec<IpAddr> = match settings.pinned.get(&host) {
+                Some(pinned) => pinned.clone(),
+                None => tokio::net::lookup_host((host.as_str(), 0))
+                    .await?
+                    .map(|a| a.ip())
+                    .collect(),
+            };
+            let vetted: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|ip| settings.allow_private || is_public(*ip))
+                .map(|ip| SocketAddr::new(ip, 0))
+                .collect();
+            if vetted.is_empty() {
+                return Err(Box::new(BlockedAddress) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            let addrs: Addrs = Box::new(vetted.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Builds the outbound client: vetting resolver, no redirects, no proxy variables, deadlines for
+/// connecting and for silence on the connection.
+pub fn client(settings: ResolverSettings) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        .dns_resolver(Arc::new(VettingResolver(Arc::new(settings))))
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
+        .read_timeout(Duration::from_secs(30))
         .user_agent(concat!("agentsecrets-connect/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the outbound HTTP client configuration is valid")
+}
+
+/// Whether a request failed because the resolver refused every address.
+pub fn is_blocked(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current.downcast_ref::<BlockedAddress>().is_some() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// Checks that `text` is a URL the service may call. With `allow_private`, plain http and

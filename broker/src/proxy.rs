@@ -1,11 +1,15 @@
 //! The injection proxy, as named phases: load the connection → pick the target → vet it → open
 //! the credential (refreshing when due) → inject → forward → filter the response → audit.
 //!
-//! This is the first cut: request and response bodies are buffered with size caps, the
-//! credential is injected as a bearer token (OAuth) or in the integration's style (API keys),
-//! an upstream 401 triggers one refresh and one retry, and the injected value is redacted from
-//! the response in its literal form. Streaming bodies, the DNS-level SSRF guard and redaction of
-//! encoded forms are not here yet.
+//! Request and response bodies are buffered with size caps (streaming is not built yet). The
+//! credential is injected in the integration's style and replaces anything the caller sent
+//! under that name; an upstream 401 triggers one refresh and one retry; the injected value is
+//! redacted from the response in its literal, URL-encoded, JSON-escaped and base64 forms.
+//!
+//! Revocation is immediate within a process: a request holds its connection's [`Gate`] in
+//! shared mode from before it checks the connection's status until its response is read, and a
+//! revocation, after committing, waits for the gate in exclusive mode. Requests in flight on
+//! another replica are not waited for (see README, Limitations).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,7 +66,35 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "set-cookie",
 ];
 
+/// Per-connection gates between proxied requests (shared) and revocations (exclusive).
+#[derive(Default)]
+pub struct Gate {
+    gates: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
+}
+
+impl Gate {
+    fn of(&self, connection_id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        let mut gates = self.gates.lock().expect("gate map");
+        if gates.len() > 10_000 {
+            gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        }
+        gates.entry(connection_id.to_owned()).or_default().clone()
+    }
+
+    /// Held by a proxied request while it may use the credential.
+    pub async fn enter(&self, connection_id: &str) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.of(connection_id).read_owned().await
+    }
+
+    /// Waits until no request of this process that may have read the credential is still
+    /// using it. Call after the revocation is committed.
+    pub async fn drain(&self, connection_id: &str) {
+        let _exclusive = self.of(connection_id).write_owned().await;
+    }
+}
+
 pub struct ProxyContext<'a> {
+    pub gate: &'a Gate,
     pub db: &'a Db,
     pub keys: &'a Arc<MasterKeyRing>,
     pub http: &'a reqwest::Client,
@@ -94,6 +126,7 @@ pub async fn forward(
     outbound: Outbound,
 ) -> Result<Inbound, Error> {
     let started = Instant::now();
+    let _in_use = ctx.gate.enter(connection_id).await;
     let (vault_id, integration) = load_connection(ctx, tenant, connection_id).await?;
     let target = pick_target(ctx, &integration, &outbound)?;
     let host = target.host_str().unwrap_or_default().to_owned();
@@ -115,11 +148,20 @@ pub async fn forward(
     }
     let _ = version;
     let result = match response {
-        Ok(response) => filter_response(response, &credential).await,
+        Ok(response) => filter_response(response, &credential, &integration.inject).await,
         Err(err) => Err(err),
     };
+    let status_label = match &result {
+        Ok((inbound, _)) => inbound.status.to_string(),
+        Err(Error::State(code)) => (*code).to_owned(),
+        Err(_) => "error".to_owned(),
+    };
+    metrics::counter!("connect_proxy_requests_total", "integration" => integration.key.clone(), "status" => status_label)
+        .increment(1);
+    metrics::histogram!("connect_proxy_request_duration_seconds", "integration" => integration.key.clone())
+        .record(started.elapsed().as_secs_f64());
 
-    let status = result.as_ref().map(|r| i64::from(r.status)).ok();
+    let status = result.as_ref().map(|(r, _)| i64::from(r.status)).ok();
     let mut event = NewEvent::lifecycle(tenant.actor(), "proxy.request")
         .vault(&vault_id)
         .connection(connection_id)
@@ -129,9 +171,13 @@ pub async fn forward(
     event.host = Some(host);
     event.status = status;
     event.duration_ms = Some(started.elapsed().as_millis() as i64);
-    if let Err(Error::State(code)) = &result {
-        event.outcome = "failure";
-        event.reason = Some((*code).to_owned());
+    match &result {
+        Err(Error::State(code)) => {
+            event.outcome = "failure";
+            event.reason = Some((*code).to_owned());
+        }
+        Ok((_, true)) => event.reason = Some("redacted".to_owned()),
+        _ => {}
     }
     let mut tx = ctx.db.pool().begin().await?;
     sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
@@ -141,7 +187,7 @@ pub async fn forward(
         .await?;
     audit::append(&mut tx, tenant.partner_id(), event).await?;
     tx.commit().await?;
-    result
+    result.map(|(inbound, _)| inbound)
 }
 
 /// Phase 1: the connection must be the tenant's and usable; its integration must exist.
@@ -304,11 +350,13 @@ async fn send(
         })
 }
 
-/// Phase 6: pass status, headers and body back, with the injected value redacted.
+/// Phase 6: pass status, headers and body back, with every form of the injected value
+/// redacted. The flag says whether anything was redacted.
 async fn filter_response(
     response: reqwest::Response,
     credential: &SecretString,
-) -> Result<Inbound, Error> {
+    inject: &Inject,
+) -> Result<(Inbound, bool), Error> {
     let status = response.status().as_u16();
     if response
         .content_length()
@@ -316,12 +364,17 @@ async fn filter_response(
     {
         return Err(Error::State("response_too_large"));
     }
-    let secret = credential.expose_secret().as_bytes();
+    let forms = redaction_forms(credential, inject);
+    let mut redacted = false;
     let headers = response
         .headers()
         .iter()
         .filter(|(name, _)| !DROPPED_RESPONSE_HEADERS.contains(&name.as_str()))
-        .map(|(name, value)| (name.as_str().to_owned(), redact(value.as_bytes(), secret)))
+        .map(|(name, value)| {
+            let (clean, hit) = redact(value.as_bytes(), &forms);
+            redacted |= hit;
+            (name.as_str().to_owned(), clean)
+        })
         .collect();
     let mut body = Vec::new();
     let mut response = response;
@@ -335,31 +388,65 @@ async fn filter_response(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Inbound {
-        status,
-        headers,
-        body: redact(&body, secret),
-    })
+    let (body, hit) = redact(&body, &forms);
+    Ok((
+        Inbound {
+            status,
+            headers,
+            body,
+        },
+        redacted || hit,
+    ))
 }
 
-/// Replaces every occurrence of `secret` in `data`.
-fn redact(data: &[u8], secret: &[u8]) -> Vec<u8> {
+/// The forms an echoed credential can take: as sent, URL-encoded (both space conventions),
+/// JSON-escaped, and base64 (as a `basic` header carries it), longest first.
+fn redaction_forms(credential: &SecretString, inject: &Inject) -> Vec<Vec<u8>> {
+    let raw = credential.expose_secret();
+    let form_encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+    let mut forms = vec![
+        raw.as_bytes().to_vec(),
+        form_encoded.replace('+', "%20").into_bytes(),
+        form_encoded.into_bytes(),
+    ];
+    if let Ok(json) = serde_json::to_string(raw) {
+        // Without the enclosing quotes, exactly one on each side.
+        forms.push(json.as_bytes()[1..json.len() - 1].to_vec());
+    }
+    if matches!(inject, Inject::Basic) {
+        forms.push(STANDARD.encode(raw).into_bytes());
+    }
+    forms.retain(|f| f.len() >= 4);
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+}
+
+/// Replaces every occurrence of any form in `data`; says whether it replaced anything.
+fn redact(data: &[u8], forms: &[Vec<u8>]) -> (Vec<u8>, bool) {
     const MARK: &[u8] = b"[REDACTED]";
-    if secret.len() < 4 || data.len() < secret.len() {
-        return data.to_vec();
+    let Some(shortest) = forms.iter().map(Vec::len).min() else {
+        return (data.to_vec(), false);
+    };
+    if data.len() < shortest {
+        return (data.to_vec(), false);
     }
     let mut out = Vec::with_capacity(data.len());
+    let mut hit = false;
     let mut i = 0;
-    while i < data.len() {
-        if data[i..].starts_with(secret) {
-            out.extend_from_slice(MARK);
-            i += secret.len();
-        } else {
-            out.push(data[i]);
-            i += 1;
+    'scan: while i < data.len() {
+        for form in forms {
+            if data[i..].starts_with(form) {
+                out.extend_from_slice(MARK);
+                i += form.len();
+                hit = true;
+                continue 'scan;
+            }
         }
+        out.push(data[i]);
+        i += 1;
     }
-    out
+    (out, hit)
 }
 
 #[cfg(test)]
@@ -367,11 +454,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_every_occurrence() {
-        assert_eq!(
-            redact(b"a tok-123 b tok-123", b"tok-123"),
-            b"a [REDACTED] b [REDACTED]"
-        );
-        assert_eq!(redact(b"nothing", b"tok-123"), b"nothing");
+    fn redacts_every_form_of_the_credential() {
+        let secret = SecretString::from("k/y+z \"q\"".to_owned());
+        let forms = redaction_forms(&secret, &Inject::Basic);
+        let cases: [(&[u8], &[u8]); 6] = [
+            (b"raw k/y+z \"q\" end", b"raw [REDACTED] end"),
+            (b"form k%2Fy%2Bz+%22q%22 end", b"form [REDACTED] end"),
+            (b"path k%2Fy%2Bz%20%22q%22 end", b"path [REDACTED] end"),
+            (br#"json "k/y+z \"q\"" end"#, br#"json "[REDACTED]" end"#),
+            (b"basic ay95K3ogInEi end", b"basic [REDACTED] end"),
+            (b"nothing here", b"nothing here"),
+        ];
+        for (input, expected) in cases {
+            let (out, _) = redact(input, &forms);
+            assert_eq!(out, expected, "case {}", String::from_utf8_lossy(input));
+        }
     }
 }

@@ -231,6 +231,9 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
+    for (connection_id, _) in &revoked {
+        ctx.gate.drain(connection_id).await;
+    }
     db.flush_destroyed().await;
     tracing::info!(
         partner_id = tenant.partner_id(),

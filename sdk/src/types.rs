@@ -442,6 +442,26 @@ pub struct ConnectSession {
     pub expires_at: String,
 }
 
+/// Body of `POST /v1/vaults/{vault_id}/connections`: a write-only API-key deposit.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"integration": "openai", "api_key": "write-only"})))]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnection {
+    /// An integration whose `auth.type` is `api_key`.
+    pub integration: String,
+    /// Write-only: sealed into the vault, never returned.
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for CreateConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateConnection")
+            .field("integration", &self.integration)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A connection's metadata. Never a value.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -6,8 +6,10 @@ use connect_broker::connections;
 use connect_broker::ids::Kind;
 use connect_broker::oauth::flow;
 use connect_broker::pagination::PageRequest;
+use connect_broker::secret::SecretString;
 use connect_sdk::types::{
-    ConnectSession, Connection, ConnectionDeleted, ConnectionList, CreateConnectSession, Problem,
+    ConnectSession, Connection, ConnectionDeleted, ConnectionList, CreateConnectSession,
+    CreateConnection, Problem,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -69,6 +71,38 @@ pub async fn create_session(
             url: created.url,
             expires_at: super::time(created.expires_at),
         }))
+}
+
+/// Deposit an API key into a vault (write-only) for an `api_key` integration.
+#[utoipa::path(
+    post, path = "/v1/vaults/{vault_id}/connections", tag = "connections",
+    params(("vault_id" = String, Path, description = "The vault's id")),
+    request_body = CreateConnection,
+    responses(
+        (status = 201, description = "Created (the key is never returned)", body = Connection),
+        (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the connect scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such vault or integration", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an api_key integration, or the key breaks a rule", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["connect"]))
+)]
+#[http_post("/vaults/{vault_id}/connections")]
+pub async fn deposit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<CreateConnection>,
+) -> ApiResult<HttpResponse> {
+    let tenant = caller.require(Scope::Connect)?;
+
+    let key = SecretString::from(body.api_key);
+
+    let connection =
+        connections::deposit_api_key(&state.db, &tenant, &path, &body.integration, &key).await?;
+
+    Ok(HttpResponse::Created().json(to_wire(connection)))
 }
 
 /// List a vault's connections (metadata only).

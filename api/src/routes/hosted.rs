@@ -22,7 +22,9 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#
 main{max-width:28rem;margin:10vh auto;background:#fff;padding:2rem;border-radius:.75rem;box-shadow:0 1px 4px #0002}\
 h1{font-size:1.4rem;margin-top:0}p{line-height:1.5}\
 a.button{display:inline-block;background:#1f5eff;color:#fff;padding:.7rem 1.2rem;border-radius:.5rem;text-decoration:none;font-weight:600}\
-a.button:focus{outline:3px solid #0b3bb3;outline-offset:2px}.code{font-family:monospace;color:#555}";
+a.button:focus,button:focus,input:focus{outline:3px solid #0b3bb3;outline-offset:2px}\
+label{display:block;font-weight:600;margin:1rem 0 .3rem}input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem}\
+button{margin-top:1rem;background:#1f5eff;color:#fff;border:0;padding:.7rem 1.2rem;border-radius:.5rem;font-weight:600;font-size:1rem}.code{font-family:monospace;color:#555}";
 
 fn csp() -> &'static str {
     static CSP: OnceLock<String> = OnceLock::new();
@@ -89,7 +91,14 @@ pub async fn connect_page(
         },
         AuthType::ApiKey => html! {
             h1 { "Connect " (provider) }
-            p { "Pasting an API key here is not available yet." }
+            p { (page_or_failure.partner_name) " asks for your " (provider) " API key to call " (provider)
+                " on your behalf. The key is sealed on arrival; " (page_or_failure.partner_name)
+                " can use it through this service but never read it." }
+            form method="post" action={ "/connect/" (token.as_str()) "/api-key" } {
+                label for="api_key" { (provider) " API key" }
+                input type="password" id="api_key" name="api_key" autocomplete="off" required;
+                button type="submit" { "Connect" }
+            }
         },
     };
     Ok(hosted(StatusCode::OK)
@@ -123,6 +132,26 @@ pub async fn start(
         .insert_header(("Location", started.location))
         .insert_header(("Set-Cookie", cookie))
         .finish())
+}
+
+/// The API key the end user pasted.
+#[derive(serde::Deserialize)]
+pub struct Pasted {
+    api_key: String,
+}
+
+/// Receives the paste form of an `api_key` integration.
+#[actix_web::post("/connect/{token}/api-key")]
+pub async fn paste(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<Pasted>,
+) -> ApiResult<HttpResponse> {
+    let key = SecretString::from(form.into_inner().api_key);
+
+    let outcome = flow::paste(&state.flow(), &token, &key).await?;
+
+    Ok(connected_or_failed(outcome))
 }
 
 /// The OAuth redirect URI of one integration.
@@ -167,7 +196,11 @@ pub async fn callback(
 
     let outcome = flow::callback(&state.flow(), input).await?;
 
-    Ok(match outcome {
+    Ok(connected_or_failed(outcome))
+}
+
+fn connected_or_failed(outcome: Result<(String, Option<String>), Failure>) -> HttpResponse {
+    match outcome {
         Ok((connection_id, Some(return_url))) => redirect_back(
             &return_url,
             &[("connection_id", &connection_id), ("status", "connected")],
@@ -185,7 +218,7 @@ pub async fn callback(
                 .into_string(),
             ),
         Err(failure) => failure_page(failure),
-    })
+    }
 }
 
 fn redirect_back(return_url: &str, params: &[(&str, &str)]) -> HttpResponse {
@@ -221,6 +254,9 @@ fn failure_page(failure: Failure) -> HttpResponse {
             "This sign-in was started in another browser. Start again from the app."
         }
         "invalid_state" => "This sign-in response is not valid. Start again from the app.",
+        "invalid_api_key_format" => {
+            "That does not look like an API key. Go back and paste it again."
+        }
         _ => "The account could not be connected. Nothing was stored. Start again from the app.",
     };
     let body = html! {

@@ -49,6 +49,7 @@ pub async fn create(
     let integration = integrations::create(
         &state.db,
         &state.keys,
+        &state.http,
         &tenant,
         input,
         state.config.allow_private_upstreams,

@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(docs::swagger())
         .service(hosted::connect_page)
         .service(hosted::start)
+        .service(hosted::paste)
         .service(hosted::callback)
         .service(
             web::scope("/v1")
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(settings::get)
                 .service(settings::put)
                 .service(connections::create_session)
+                .service(connections::deposit)
                 .service(connections::list)
                 .service(connections::get)
                 .service(connections::delete)

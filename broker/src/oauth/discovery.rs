@@ -34,7 +34,11 @@ struct Metadata {
 
 /// Fetches the issuer's metadata: the OpenID location first, then the RFC 8414 one. The
 /// document must name exactly the issuer it was fetched for.
-pub async fn discover(issuer: &str, allow_private: bool) -> Result<Discovered, Error> {
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &str,
+    allow_private: bool,
+) -> Result<Discovered, Error> {
     let failed =
         |reason: &str| Error::invalid("auth.issuer", format!("discovery failed: {reason}"));
     let base = net::vet(issuer, allow_private)
@@ -46,7 +50,6 @@ pub async fn discover(issuer: &str, allow_private: bool) -> Result<Discovered, E
         format!("{trimmed}/.well-known/openid-configuration"),
         format!("{origin}/.well-known/oauth-authorization-server{path}"),
     ];
-    let http = net::client();
     for location in locations {
         let Ok(response) = http
             .get(&location)

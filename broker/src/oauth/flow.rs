@@ -206,6 +206,66 @@ pub async fn page(db: &Db, token: &str) -> Result<Result<Page, Failure>, Error> 
     }))
 }
 
+/// Completes an `api_key` session with the key the end user pasted on the hosted page.
+pub async fn paste(
+    ctx: &FlowContext<'_>,
+    token: &str,
+    api_key: &SecretString,
+) -> Result<Result<(String, Option<String>), Failure>, Error> {
+    let Some(session) = session_by_token(ctx.db, token).await? else {
+        return Ok(Err(Failure::new("session_not_found", None)));
+    };
+    if let Err(failure) = usable(&session) {
+        return Ok(Err(failure));
+    }
+    let back = session.return_url.clone();
+    let integration =
+        integrations::find(ctx.db, &session.partner_id, &session.integration_key).await?;
+    if !integration.is_some_and(|i| i.auth_type == AuthType::ApiKey) {
+        return Ok(Err(Failure::new("integration_not_found", back)));
+    }
+    if crate::connections::validate_api_key(api_key).is_err() {
+        // The form can be submitted again: the session is not consumed.
+        return Ok(Err(Failure::new("invalid_api_key_format", None)));
+    }
+    let claimed = sqlx::query(
+        "UPDATE connect_sessions SET status = 'exchanging', updated_at = $1 WHERE id = $2 AND status IN ('pending', 'started')",
+    )
+    .bind(clock::now_ms())
+    .bind(&session.id)
+    .execute(ctx.db.pool())
+    .await?;
+    if claimed.rows_affected() == 0 {
+        return Ok(Err(Failure::new("session_used", back)));
+    }
+    let deposit = Deposit {
+        vault_id: &session.vault_id,
+        integration: &session.integration_key,
+        scopes: "",
+        expires_at: None,
+        actor: "end_user",
+    };
+    let secret = secret_bytes(api_key.expose_secret().as_bytes().to_vec());
+    let (status, connection) =
+        match credentials::deposit_for_partner(ctx.db, &session.partner_id, deposit, &secret).await
+        {
+            Ok(connection_id) => ("completed", Some(connection_id)),
+            Err(Error::NotFound(_)) => ("failed", None),
+            Err(other) => return Err(other),
+        };
+    sqlx::query("UPDATE connect_sessions SET status = $1, connection_id = $2, updated_at = $3 WHERE id = $4")
+        .bind(status)
+        .bind(&connection)
+        .bind(clock::now_ms())
+        .bind(&session.id)
+        .execute(ctx.db.pool())
+        .await?;
+    Ok(match connection {
+        Some(id) => Ok((id, back)),
+        None => Err(Failure::new("vault_revoked", back)),
+    })
+}
+
 /// Where to send the browser, and the binding cookie to set on it.
 pub struct Start {
     pub location: String,
