@@ -237,6 +237,11 @@ fn state_shape(code: &'static str) -> Shape {
             "Refresh in progress",
             "another replica is refreshing this credential",
         ),
+        "upstream_encoding_refused" => (
+            StatusCode::BAD_GATEWAY,
+            "Compressed upstream response",
+            "the upstream compressed its answer although asked not to; it cannot be checked for echoed credentials",
+        ),
         "response_too_large" => (
             StatusCode::BAD_GATEWAY,
             "Response too large",
@@ -268,6 +273,20 @@ fn internal() -> Shape {
 }
 
 fn storage_shape(err: &connect_broker::sqlx::Error) -> Shape {
+    // SQLite busy or locked, PostgreSQL serialisation failure or deadlock: a retry can succeed.
+    let contended = matches!(
+        err,
+        connect_broker::sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "261" | "517" | "40001" | "40P01"))
+    );
+    if contended {
+        return Shape::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_busy",
+            "Storage busy",
+            "the database is busy; try again",
+        )
+        .retryable();
+    }
     match err {
         connect_broker::sqlx::Error::PoolTimedOut
         | connect_broker::sqlx::Error::PoolClosed

@@ -138,61 +138,49 @@ pub struct Held {
     pub tokens: TokenSet,
 }
 
-/// Opens the OAuth token sets of a vault's live connections, before their keys are destroyed.
-pub async fn hold_for_vault(
-    ctx: &RevokeContext<'_>,
-    tenant: &Tenant,
-    vault_id: &str,
-) -> Result<Vec<Held>, Error> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM connections WHERE partner_id = $1 AND vault_id = $2 AND status <> 'revoked'",
-    )
-    .bind(tenant.partner_id())
-    .bind(vault_id)
-    .fetch_all(ctx.db.pool())
-    .await?;
-    let mut held = Vec::new();
-    for (connection_id,) in rows {
-        if let Some(h) = hold(ctx, tenant.partner_id(), &connection_id).await? {
-            held.push(h);
-        }
-    }
-    Ok(held)
+/// A revoked connection's ciphertext and its vault key, read inside the revoking transaction
+/// (after its first write has locked the row, so no refresh can slip a newer token set in
+/// between) and opened after the commit.
+pub struct Captured {
+    pub connection_id: String,
+    pub vault_id: String,
+    pub integration: String,
+    pub sealed: Option<Vec<u8>>,
+    pub seal_version: i64,
+    pub wrapped_key: Option<Vec<u8>>,
+    pub master_key_version: i64,
 }
 
-/// Opens one connection's token set whatever its status (a `reauth_required` connection may
-/// still hold a valid access token). `None` for API-key connections and unreadable rows.
-async fn hold(
+/// Opens a captured OAuth token set. `None` for API-key connections and anything unreadable:
+/// there is nothing to revoke upstream then.
+pub async fn open_captured(
     ctx: &RevokeContext<'_>,
     partner_id: &str,
-    connection_id: &str,
+    captured: Captured,
 ) -> Result<Option<Held>, Error> {
-    type Row = (String, String, Option<Vec<u8>>, i64, Option<Vec<u8>>, i64);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT c.vault_id, c.integration, c.sealed, c.seal_version, v.wrapped_key, v.master_key_version
-         FROM connections c JOIN vaults v ON v.id = c.vault_id WHERE c.id = $1 AND c.partner_id = $2",
-    )
-    .bind(connection_id)
-    .bind(partner_id)
-    .fetch_optional(ctx.db.pool())
-    .await?;
-    let Some((vault_id, integration_key, Some(sealed), version, wrapped, master_version)) = row
+    let Some(integration) = integrations::find(ctx.db, partner_id, &captured.integration).await?
     else {
         return Ok(None);
     };
-    let Some(integration) = integrations::find(ctx.db, partner_id, &integration_key).await? else {
-        return Ok(None);
-    };
-    if integration.auth_type != AuthType::Oauth2 {
-        return Ok(None);
-    }
-    let Ok(vault_key) = ctx
-        .keys
-        .open_vault_key(&vault_id, master_version, wrapped.as_deref())
+    let Some(sealed) = captured
+        .sealed
+        .filter(|_| integration.auth_type == AuthType::Oauth2)
     else {
         return Ok(None);
     };
-    let binding = Binding::credential(&vault_id, connection_id, &integration_key, version);
+    let Ok(vault_key) = ctx.keys.open_vault_key(
+        &captured.vault_id,
+        captured.master_key_version,
+        captured.wrapped_key.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let binding = Binding::credential(
+        &captured.vault_id,
+        &captured.connection_id,
+        &captured.integration,
+        captured.seal_version,
+    );
     let Ok(secret) = seal::open(&vault_key, &binding, &sealed) else {
         return Ok(None);
     };
@@ -200,8 +188,8 @@ async fn hold(
         return Ok(None);
     };
     Ok(Some(Held {
-        connection_id: connection_id.to_owned(),
-        vault_id,
+        connection_id: captured.connection_id,
+        vault_id: captured.vault_id,
         integration,
         tokens,
     }))
@@ -214,8 +202,9 @@ pub struct Revoked {
     pub upstream_revocation: &'static str,
 }
 
-/// Revokes a connection: the ciphertext is destroyed and the status set in one transaction (no
-/// request can use it once this returns), then the provider is asked to revoke the tokens.
+/// Revokes a connection: status and ciphertext change in one transaction (no request started
+/// after this returns can use it, and requests of this process still using it are waited for),
+/// then the provider is asked to revoke the tokens.
 pub async fn delete(
     ctx: &RevokeContext<'_>,
     tenant: &Tenant,
@@ -223,19 +212,20 @@ pub async fn delete(
     connection_id: &str,
 ) -> Result<Revoked, Error> {
     let existing = get(ctx.db, tenant, vault_id, connection_id).await?;
-    let held = hold(ctx, tenant.partner_id(), connection_id).await?;
+    let now = clock::now_ms();
     let mut tx = ctx.db.pool().begin().await?;
-    let changed = sqlx::query(
-        "UPDATE connections SET status = 'revoked', sealed = NULL, revoked_at = $1, updated_at = $1
-         WHERE id = $2 AND vault_id = $3 AND partner_id = $4 AND status <> 'revoked'",
+    let revoked: Option<(Option<Vec<u8>>, i64)> = sqlx::query_as(
+        "UPDATE connections SET status = 'revoked', revoked_at = $1, updated_at = $1
+         WHERE id = $2 AND vault_id = $3 AND partner_id = $4 AND status <> 'revoked'
+         RETURNING sealed, seal_version",
     )
-    .bind(clock::now_ms())
+    .bind(now)
     .bind(connection_id)
     .bind(vault_id)
     .bind(tenant.partner_id())
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if changed.rows_affected() == 0 {
+    let Some((sealed, seal_version)) = revoked else {
         tx.rollback().await?;
         let outcome = match existing.upstream_revocation.as_deref() {
             Some("revoked") => "revoked",
@@ -246,7 +236,16 @@ pub async fn delete(
             id: existing.id,
             upstream_revocation: outcome,
         });
-    }
+    };
+    sqlx::query("UPDATE connections SET sealed = NULL WHERE id = $1")
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+    let (wrapped_key, master_key_version): (Option<Vec<u8>>, i64) =
+        sqlx::query_as("SELECT wrapped_key, master_key_version FROM vaults WHERE id = $1")
+            .bind(vault_id)
+            .fetch_one(&mut *tx)
+            .await?;
     let event = NewEvent::lifecycle(tenant.actor(), "connection.revoked")
         .vault(vault_id)
         .connection(connection_id)
@@ -255,7 +254,16 @@ pub async fn delete(
     tx.commit().await?;
     ctx.gate.drain(connection_id).await;
     ctx.db.flush_destroyed().await;
-    let outcome = match held {
+    let captured = Captured {
+        connection_id: connection_id.to_owned(),
+        vault_id: vault_id.to_owned(),
+        integration: existing.integration.clone(),
+        sealed,
+        seal_version,
+        wrapped_key,
+        master_key_version,
+    };
+    let outcome = match open_captured(ctx, tenant.partner_id(), captured).await? {
         Some(held) => revoke_upstream(ctx, tenant.actor(), held).await?,
         None => Revocation::NotSupported,
     };

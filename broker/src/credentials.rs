@@ -101,6 +101,10 @@ pub struct Opened {
     /// Which sealed version this is; a refresh writes `seal_version + 1`.
     pub seal_version: i64,
     pub expires_at: Option<i64>,
+    /// When the sealed value last changed (epoch ms).
+    pub updated_at: i64,
+    /// The vault's public recipient, to seal a replacement without another read.
+    pub recipient: String,
 }
 
 /// Opens the credential of an active connection. Checked against the store on every call, so
@@ -114,6 +118,21 @@ pub async fn open(
     open_for_partner(db, keys, tenant.partner_id(), connection_id).await
 }
 
+#[derive(sqlx::FromRow)]
+struct OpenRow {
+    vault_id: String,
+    integration: String,
+    status: String,
+    sealed: Option<Vec<u8>>,
+    seal_version: i64,
+    expires_at: Option<i64>,
+    updated_at: i64,
+    vault_status: String,
+    wrapped_key: Option<Vec<u8>>,
+    master_key_version: i64,
+    recipient: String,
+}
+
 pub(crate) async fn open_for_partner(
     db: &Db,
     keys: &MasterKeyRing,
@@ -123,20 +142,9 @@ pub(crate) async fn open_for_partner(
     if !ids::is_valid(Kind::Connection, connection_id) {
         return Err(Error::NotFound("connection"));
     }
-    type Row = (
-        String,
-        String,
-        String,
-        Option<Vec<u8>>,
-        i64,
-        Option<i64>,
-        String,
-        Option<Vec<u8>>,
-        i64,
-    );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT c.vault_id, c.integration, c.status, c.sealed, c.seal_version, c.expires_at,
-                v.status, v.wrapped_key, v.master_key_version
+    let row: Option<OpenRow> = sqlx::query_as(
+        "SELECT c.vault_id, c.integration, c.status, c.sealed, c.seal_version, c.expires_at, c.updated_at,
+                v.status AS vault_status, v.wrapped_key, v.master_key_version, v.recipient
          FROM connections c JOIN vaults v ON v.id = c.vault_id
          WHERE c.id = $1 AND c.partner_id = $2",
     )
@@ -144,37 +152,35 @@ pub(crate) async fn open_for_partner(
     .bind(partner_id)
     .fetch_optional(db.pool())
     .await?;
-    let Some((
-        vault_id,
-        integration,
-        status,
-        sealed,
-        seal_version,
-        expires_at,
-        vault_status,
-        wrapped,
-        master_version,
-    )) = row
-    else {
-        return Err(Error::NotFound("connection"));
-    };
-    match status.as_str() {
-        "active" if vault_status == "active" => {}
-        "reauth_required" if vault_status == "active" => {
+    let row = row.ok_or(Error::NotFound("connection"))?;
+    match row.status.as_str() {
+        "active" if row.vault_status == "active" => {}
+        "reauth_required" if row.vault_status == "active" => {
             return Err(Error::State("reauth_required"));
         }
         _ => return Err(Error::State("connection_revoked")),
     }
-    let sealed = sealed.ok_or(Error::State("connection_revoked"))?;
-    let vault_key = keys.open_vault_key(&vault_id, master_version, wrapped.as_deref())?;
-    let binding = Binding::credential(&vault_id, connection_id, &integration, seal_version);
+    let sealed = row.sealed.ok_or(Error::State("connection_revoked"))?;
+    let vault_key = keys.open_vault_key(
+        &row.vault_id,
+        row.master_key_version,
+        row.wrapped_key.as_deref(),
+    )?;
+    let binding = Binding::credential(
+        &row.vault_id,
+        connection_id,
+        &row.integration,
+        row.seal_version,
+    );
     let secret = seal::open(&vault_key, &binding, &sealed)?;
     Ok(Opened {
         secret,
-        vault_id,
-        integration,
-        seal_version,
-        expires_at,
+        vault_id: row.vault_id,
+        integration: row.integration,
+        seal_version: row.seal_version,
+        expires_at: row.expires_at,
+        updated_at: row.updated_at,
+        recipient: row.recipient,
     })
 }
 
@@ -189,10 +195,6 @@ pub(crate) async fn replace(
     expires_at: Option<i64>,
     scopes: Option<&str>,
 ) -> Result<bool, Error> {
-    let (recipient,): (String,) = sqlx::query_as("SELECT recipient FROM vaults WHERE id = $1")
-        .bind(&opened.vault_id)
-        .fetch_one(&mut *conn)
-        .await?;
     let version = opened.seal_version + 1;
     let binding = Binding::credential(
         &opened.vault_id,
@@ -201,10 +203,12 @@ pub(crate) async fn replace(
         version,
     );
     let sealed = seal::seal(
-        &parse_recipient(&recipient)?,
+        &parse_recipient(&opened.recipient)?,
         &binding,
         secret.expose_secret(),
     )?;
+    // The transaction's first statement, and a write (see store::mod): SQLite takes its write
+    // lock here instead of failing an upgrade later.
     let updated = sqlx::query(
         "UPDATE connections SET sealed = $1, seal_version = $2, expires_at = $3, scopes = COALESCE($4, scopes),
              updated_at = $5

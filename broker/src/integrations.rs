@@ -264,6 +264,7 @@ async fn resolve(
         .or_else(|| template.map(|t| t.allowed_hosts.iter().map(|h| (*h).to_owned()).collect()))
         .unwrap_or_default();
     check_api(&api_base_url, &allowed_hosts, allow_private)?;
+    check_template_hosts(&input.provider, &allowed_hosts)?;
     let inject = input.inject.clone().unwrap_or(Inject::Bearer);
     if let Inject::Header { name } | Inject::Query { name } = &inject {
         crate::validate::identifier("inject.name", name, 64)?;
@@ -401,6 +402,36 @@ async fn resolve_oauth(
             })
             .unwrap_or_default(),
     })
+}
+
+/// A catalog provider's tokens go only to that provider's own API hosts: every allowlist entry
+/// must be one of the template's entries or a host a template wildcard covers.
+fn check_template_hosts(provider: &str, allowed_hosts: &[String]) -> Result<(), Error> {
+    let Some(template) = catalog::get(provider) else {
+        return Ok(());
+    };
+    let outside = allowed_hosts.iter().any(|entry| {
+        !template.allowed_hosts.contains(&entry.as_str())
+            && (entry.starts_with("*.") || !template.allows_host(entry))
+    });
+    if outside {
+        return Err(Error::invalid(
+            "api.allowed_hosts",
+            "may only name the provider's own API hosts (see GET /v1/providers)",
+        ));
+    }
+    Ok(())
+}
+
+async fn has_live_connections(db: &Db, partner_id: &str, key: &str) -> Result<bool, Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM connections WHERE partner_id = $1 AND integration = $2 AND status <> 'revoked' LIMIT 1",
+    )
+    .bind(partner_id)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
 }
 
 /// The API base URL must be vetted and its host on the allowlist.
@@ -557,6 +588,13 @@ pub async fn update(
             "an api_key integration has no OAuth client",
         ));
     }
+    let moves_target = changes.api_base_url.is_some() || changes.allowed_hosts.is_some();
+    if moves_target && has_live_connections(db, tenant.partner_id(), key).await? {
+        return Err(Error::State("integration_in_use"));
+    }
+    if let Some(Inject::Header { name } | Inject::Query { name }) = &changes.inject {
+        crate::validate::identifier("inject.name", name, 64)?;
+    }
     if let Some(base) = changes.api_base_url {
         integration.api_base_url = base;
     }
@@ -571,6 +609,7 @@ pub async fn update(
         &integration.allowed_hosts,
         allow_private,
     )?;
+    check_template_hosts(&integration.provider, &integration.allowed_hosts)?;
     let sealed = match changes
         .client_secret
         .filter(|s| !s.expose_secret().is_empty())
@@ -621,6 +660,16 @@ pub async fn delete(db: &Db, tenant: &Tenant, key: &str) -> Result<(), Error> {
         tx.rollback().await?;
         return Err(Error::State("integration_in_use"));
     }
+    // Flows still open for this integration end here.
+    sqlx::query(
+        "UPDATE connect_sessions SET status = 'failed', error_code = 'integration_deleted', updated_at = $3
+         WHERE partner_id = $1 AND integration_key = $2 AND status IN ('pending', 'started')",
+    )
+    .bind(tenant.partner_id())
+    .bind(key)
+    .bind(clock::now_ms())
+    .execute(&mut *tx)
+    .await?;
     let deleted =
         sqlx::query("DELETE FROM integrations WHERE partner_id = $1 AND integration_key = $2")
             .bind(tenant.partner_id())

@@ -96,7 +96,9 @@ impl Resolve for VettingResolver {
 }
 
 /// Builds the outbound client: vetting resolver, no redirects, no proxy variables, deadlines for
-/// connecting and for silence on the connection.
+/// connecting, for silence on the connection, and for a whole call (20 s: shorter than a refresh
+/// lease, so no token request outlives the lease that allowed it). The proxy sets its own,
+/// longer, per-request deadline.
 pub fn client(settings: ResolverSettings) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -104,6 +106,7 @@ pub fn client(settings: ResolverSettings) -> reqwest::Client {
         .dns_resolver(Arc::new(VettingResolver(Arc::new(settings))))
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(20))
         .user_agent(concat!("agentsecrets-connect/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the outbound HTTP client configuration is valid")

@@ -32,12 +32,15 @@ use crate::store::Db;
 
 /// Largest response body passed back.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// The deadline of one upstream call, body included.
+pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Request headers that never reach the upstream: the caller's own credentials, cookies,
 /// proxy and hop-by-hop headers, and those the client library sets itself.
 const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "authorization",
     "cookie",
+    "accept-encoding",
     "host",
     "connection",
     "keep-alive",
@@ -89,7 +92,9 @@ impl Gate {
     /// Waits until no request of this process that may have read the credential is still
     /// using it. Call after the revocation is committed.
     pub async fn drain(&self, connection_id: &str) {
-        let _exclusive = self.of(connection_id).write_owned().await;
+        // Bounded by the longest a proxied request may take.
+        let wait = UPSTREAM_TIMEOUT + std::time::Duration::from_secs(5);
+        let _ = tokio::time::timeout(wait, self.of(connection_id).write_owned()).await;
     }
 }
 
@@ -127,14 +132,48 @@ pub async fn forward(
 ) -> Result<Inbound, Error> {
     let started = Instant::now();
     let _in_use = ctx.gate.enter(connection_id).await;
-    let (vault_id, integration) = load_connection(ctx, tenant, connection_id).await?;
-    let target = pick_target(ctx, &integration, &outbound)?;
-    let host = target.host_str().unwrap_or_default().to_owned();
-    let path = target.path().to_owned();
+    let mut known = Known::default();
 
-    let (mut credential, mut version) =
-        open_credential(ctx, &integration, connection_id, None).await?;
-    let mut response = send(ctx, &integration, &target, &outbound, &credential).await;
+    let result = attempt(ctx, tenant, connection_id, &outbound, &mut known).await;
+
+    record(
+        ctx,
+        tenant,
+        connection_id,
+        &outbound,
+        known,
+        &result,
+        started,
+    )
+    .await?;
+    result.map(|(inbound, _)| inbound)
+}
+
+/// What the phases learned, for the audit event and metrics of any outcome.
+#[derive(Default)]
+struct Known {
+    vault_id: Option<String>,
+    integration: Option<String>,
+    host: Option<String>,
+    path: Option<String>,
+}
+
+async fn attempt(
+    ctx: &ProxyContext<'_>,
+    tenant: &Tenant,
+    connection_id: &str,
+    outbound: &Outbound,
+    known: &mut Known,
+) -> Result<(Inbound, bool), Error> {
+    let (vault_id, integration) = load_connection(ctx, tenant, connection_id).await?;
+    known.vault_id = Some(vault_id);
+    known.integration = Some(integration.key.clone());
+    let target = pick_target(ctx, &integration, outbound)?;
+    known.host = target.host_str().map(str::to_owned);
+    known.path = Some(target.path().to_owned());
+
+    let (mut credential, version) = open_credential(ctx, &integration, connection_id, None).await?;
+    let mut response = send(ctx, &integration, &target, outbound, &credential).await;
     if let Ok(first) = &response
         && first.status().as_u16() == 401
         && integration.auth_type == AuthType::Oauth2
@@ -142,52 +181,74 @@ pub async fn forward(
         let (renewed, renewed_version) =
             open_credential(ctx, &integration, connection_id, Some(version)).await?;
         if renewed_version != version {
-            (credential, version) = (renewed, renewed_version);
-            response = send(ctx, &integration, &target, &outbound, &credential).await;
+            credential = renewed;
+            response = send(ctx, &integration, &target, outbound, &credential).await;
         }
     }
-    let _ = version;
-    let result = match response {
-        Ok(response) => filter_response(response, &credential, &integration.inject).await,
-        Err(err) => Err(err),
-    };
-    let status_label = match &result {
+    filter_response(response?, &credential, &integration.inject).await
+}
+
+/// Phase 7: metrics and the audit event, committed before the caller gets an answer. A request
+/// whose connection id is not even well-formed is not recorded: the id is caller input.
+async fn record(
+    ctx: &ProxyContext<'_>,
+    tenant: &Tenant,
+    connection_id: &str,
+    outbound: &Outbound,
+    known: Known,
+    result: &Result<(Inbound, bool), Error>,
+    started: Instant,
+) -> Result<(), Error> {
+    let status_label = match result {
         Ok((inbound, _)) => inbound.status.to_string(),
         Err(Error::State(code)) => (*code).to_owned(),
+        Err(Error::NotFound(_)) => "not_found".to_owned(),
         Err(_) => "error".to_owned(),
     };
-    metrics::counter!("connect_proxy_requests_total", "integration" => integration.key.clone(), "status" => status_label)
+    let integration_label = known
+        .integration
+        .clone()
+        .unwrap_or_else(|| "unknown".to_owned());
+    metrics::counter!("connect_proxy_requests_total", "integration" => integration_label.clone(), "status" => status_label)
         .increment(1);
-    metrics::histogram!("connect_proxy_request_duration_seconds", "integration" => integration.key.clone())
+    metrics::histogram!("connect_proxy_request_duration_seconds", "integration" => integration_label)
         .record(started.elapsed().as_secs_f64());
+    if !ids::is_valid(Kind::Connection, connection_id) {
+        return Ok(());
+    }
 
-    let status = result.as_ref().map(|(r, _)| i64::from(r.status)).ok();
-    let mut event = NewEvent::lifecycle(tenant.actor(), "proxy.request")
-        .vault(&vault_id)
-        .connection(connection_id)
-        .integration(&integration.key)
-        .path(&path);
+    let mut event = NewEvent::lifecycle(tenant.actor(), "proxy.request").connection(connection_id);
+    event.vault_id = known.vault_id;
+    event.integration = known.integration;
+    event.host = known.host;
+    event.path = known.path;
     event.method = Some(outbound.method.to_string());
-    event.host = Some(host);
-    event.status = status;
+    event.status = result.as_ref().map(|(r, _)| i64::from(r.status)).ok();
     event.duration_ms = Some(started.elapsed().as_millis() as i64);
-    match &result {
+    match result {
         Err(Error::State(code)) => {
             event.outcome = "failure";
             event.reason = Some((*code).to_owned());
         }
+        Err(Error::NotFound(_)) => {
+            event.outcome = "failure";
+            event.reason = Some("not_found".to_owned());
+        }
+        Err(_) => event.outcome = "failure",
         Ok((_, true)) => event.reason = Some("redacted".to_owned()),
-        _ => {}
+        Ok((_, false)) => {}
     }
     let mut tx = ctx.db.pool().begin().await?;
-    sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
-        .bind(clock::now_ms())
-        .bind(connection_id)
-        .execute(&mut *tx)
-        .await?;
+    if result.is_ok() {
+        sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
+            .bind(clock::now_ms())
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     audit::append(&mut tx, tenant.partner_id(), event).await?;
     tx.commit().await?;
-    result.map(|(inbound, _)| inbound)
+    Ok(())
 }
 
 /// Phase 1: the connection must be the tenant's and usable; its integration must exist.
@@ -335,8 +396,14 @@ async fn send(
         request_headers.remove(&name);
         request_headers.insert(name, value);
     }
+    // Redaction reads the body as sent, so it must not be compressed.
+    request_headers.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        reqwest::header::HeaderValue::from_static("identity"),
+    );
     ctx.http
         .request(outbound.method.clone(), url)
+        .timeout(UPSTREAM_TIMEOUT)
         .headers(request_headers)
         .body(outbound.body.clone())
         .send()

@@ -177,7 +177,8 @@ pub async fn list(
 /// deleted vault answers the same result with no further change.
 ///
 /// OAuth tokens are then revoked at their providers (best effort, recorded per connection in
-/// the audit log); they are read before the vault key is destroyed and held in memory only.
+/// the audit log); the transaction reads them before destroying them, and they are held in
+/// memory only until the provider has answered.
 pub async fn delete(
     ctx: &RevokeContext<'_>,
     tenant: &Tenant,
@@ -187,19 +188,21 @@ pub async fn delete(
         return Err(Error::NotFound("vault"));
     }
     let db = ctx.db;
-    let held = connections::hold_for_vault(ctx, tenant, vault_id).await?;
     let now = clock::now_ms();
     let mut tx = db.pool().begin().await?;
-    let changed = sqlx::query(
-        "UPDATE vaults SET status = 'revoked', wrapped_key = NULL, revoked_at = $1, updated_at = $1
-         WHERE id = $2 AND partner_id = $3 AND status = 'active'",
+    // Status first, key material last: the rows are locked by the first write, and what they
+    // held is read before it is destroyed.
+    let changed: Option<(Option<Vec<u8>>, i64)> = sqlx::query_as(
+        "UPDATE vaults SET status = 'revoked', revoked_at = $1, updated_at = $1
+         WHERE id = $2 AND partner_id = $3 AND status = 'active'
+         RETURNING wrapped_key, master_key_version",
     )
     .bind(now)
     .bind(vault_id)
     .bind(tenant.partner_id())
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if changed.rows_affected() == 0 {
+    let Some((wrapped_key, master_key_version)) = changed else {
         tx.rollback().await?;
         let vault = get(db, tenant, vault_id).await?;
         return Ok(Deleted {
@@ -207,16 +210,24 @@ pub async fn delete(
             status: "revoked",
             connections_revoked: 0,
         });
-    }
-    let revoked: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE connections SET status = 'revoked', sealed = NULL, revoked_at = $1, updated_at = $1
-         WHERE vault_id = $2 AND status <> 'revoked' RETURNING id, integration",
+    };
+    let revoked: Vec<(String, String, Option<Vec<u8>>, i64)> = sqlx::query_as(
+        "UPDATE connections SET status = 'revoked', revoked_at = $1, updated_at = $1
+         WHERE vault_id = $2 AND status <> 'revoked' RETURNING id, integration, sealed, seal_version",
     )
     .bind(now)
     .bind(vault_id)
     .fetch_all(&mut *tx)
     .await?;
-    for (connection_id, integration) in &revoked {
+    sqlx::query("UPDATE connections SET sealed = NULL WHERE vault_id = $1")
+        .bind(vault_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE vaults SET wrapped_key = NULL WHERE id = $1")
+        .bind(vault_id)
+        .execute(&mut *tx)
+        .await?;
+    for (connection_id, integration, _, _) in &revoked {
         let event = NewEvent::lifecycle(tenant.actor(), "connection.revoked")
             .vault(vault_id)
             .connection(connection_id)
@@ -231,7 +242,7 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    for (connection_id, _) in &revoked {
+    for (connection_id, ..) in &revoked {
         ctx.gate.drain(connection_id).await;
     }
     db.flush_destroyed().await;
@@ -241,12 +252,24 @@ pub async fn delete(
         connections = revoked.len(),
         "vault deleted"
     );
-    for held in held {
-        connections::revoke_upstream(ctx, tenant.actor(), held).await?;
+    let count = revoked.len() as i64;
+    for (connection_id, integration, sealed, seal_version) in revoked {
+        let captured = connections::Captured {
+            connection_id,
+            vault_id: vault_id.to_owned(),
+            integration,
+            sealed,
+            seal_version,
+            wrapped_key: wrapped_key.clone(),
+            master_key_version,
+        };
+        if let Some(held) = connections::open_captured(ctx, tenant.partner_id(), captured).await? {
+            connections::revoke_upstream(ctx, tenant.actor(), held).await?;
+        }
     }
     Ok(Deleted {
         id: vault_id.to_owned(),
         status: "revoked",
-        connections_revoked: revoked.len() as i64,
+        connections_revoked: count,
     })
 }

@@ -101,17 +101,47 @@ pub async fn connect_page(
             }
         },
     };
+    // Marks that this browser saw the page; `start` requires it, so a link straight to the
+    // provider leg (say, planted on another site) does not start a flow.
+    let seen = format!(
+        "{SEEN_COOKIE}={}; Path=/connect; HttpOnly; SameSite=Strict; Max-Age=1800",
+        seen_value(&token)
+    );
     Ok(hosted(StatusCode::OK)
+        .insert_header(("Set-Cookie", seen))
         .content_type("text/html; charset=utf-8")
         .body(page("Connect", body).into_string()))
 }
 
-/// Sends the browser to the provider, binding the flow to this browser with a cookie.
+const SEEN_COOKIE: &str = "connect_seen";
+
+fn seen_value(token: &str) -> String {
+    hex::encode(&Sha256::digest(token.as_bytes())[..16])
+}
+
+/// Sends the browser to the provider, binding the flow to this browser with a cookie. Only from
+/// the connect page itself: the page's cookie must be present and the request same-origin.
 #[http_get("/connect/{token}/start")]
 pub async fn start(
     state: web::Data<AppState>,
+    request: HttpRequest,
     token: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    let seen = request
+        .cookie(SEEN_COOKIE)
+        .is_some_and(|c| c.value() == seen_value(&token));
+    let fetch_site = request
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if !seen || fetch_site.is_some_and(|site| site != "same-origin") {
+        let failure = Failure {
+            code: "start_from_page".into(),
+            return_url: None,
+        };
+        return Ok(failure_page(failure));
+    }
+
     let started = flow::start(&state.flow(), &token).await?;
 
     let started = match started {
@@ -254,6 +284,7 @@ fn failure_page(failure: Failure) -> HttpResponse {
             "This sign-in was started in another browser. Start again from the app."
         }
         "invalid_state" => "This sign-in response is not valid. Start again from the app.",
+        "start_from_page" => "Open the link you were given and press Continue there.",
         "invalid_api_key_format" => {
             "That does not look like an API key. Go back and paste it again."
         }

@@ -403,6 +403,16 @@ pub async fn callback(
     if session.status != "started" {
         return Ok(Err(Failure::new("state_already_used", back)));
     }
+    // Checked before the session is consumed, so that someone who learned the `state` cannot
+    // spend the user's flow from another browser.
+    let expected_cookie = cookie_name(&session.id);
+    let browser_ok = input.cookies.iter().any(|(name, value)| {
+        *name == expected_cookie
+            && session.browser_hash.as_deref() == Some(hash(value.expose_secret()).as_str())
+    });
+    if !browser_ok {
+        return Ok(Err(Failure::new("browser_mismatch", None)));
+    }
     // From here on the session is consumed, whatever happens.
     let claimed = sqlx::query(
         "UPDATE connect_sessions SET status = 'exchanging', updated_at = $1 WHERE id = $2 AND status = 'started'",
@@ -414,7 +424,14 @@ pub async fn callback(
     if claimed.rows_affected() == 0 {
         return Ok(Err(Failure::new("state_already_used", back)));
     }
-    match finish(ctx, &session, &input).await? {
+    let finished = match finish(ctx, &session, &input).await {
+        Ok(finished) => finished,
+        Err(err) => {
+            tracing::error!(session_id = %session.id, error = %err, "connect flow failed unexpectedly");
+            Err("internal_error".to_owned())
+        }
+    };
+    match finished {
         Ok(connection_id) => {
             sqlx::query(
                 "UPDATE connect_sessions SET status = 'completed', connection_id = $1, verifier_sealed = NULL,
@@ -458,14 +475,6 @@ async fn finish(
 ) -> Result<Result<String, String>, Error> {
     if clock::now_ms() > session.expires_at {
         return Ok(Err("session_expired".into()));
-    }
-    let expected_cookie = cookie_name(&session.id);
-    let browser_ok = input.cookies.iter().any(|(name, value)| {
-        *name == expected_cookie
-            && session.browser_hash.as_deref() == Some(hash(value.expose_secret()).as_str())
-    });
-    if !browser_ok {
-        return Ok(Err("browser_mismatch".into()));
     }
     let Some(integration) =
         integrations::find(ctx.db, &session.partner_id, &session.integration_key).await?
@@ -553,9 +562,7 @@ async fn deposit_tokens(
     tokens: super::token_response::TokenSet,
 ) -> Result<String, Error> {
     let settings = integration.oauth.as_ref().expect("an OAuth integration");
-    let expires_at = tokens
-        .expires_in
-        .map(|s| clock::now_ms() + (s as i64).saturating_mul(1000));
+    let expires_at = tokens.expires_in.map(clock::expiry_after);
     let scopes = tokens
         .scopes
         .clone()

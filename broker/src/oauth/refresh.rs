@@ -36,7 +36,13 @@ pub struct Refresher {
     allow_private: bool,
     http: reqwest::Client,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When each connection last had a refresh forced by an upstream 401.
+    forced: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// A refresh forced by an upstream 401 happens at most this often per connection and process,
+/// so an upstream that rejects every token cannot turn requests into token requests.
+const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A usable token set and the sealed version it came from.
 pub struct Usable {
@@ -52,7 +58,23 @@ impl Refresher {
             allow_private,
             http,
             locks: Mutex::new(HashMap::new()),
+            forced: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn forced_recently(&self, connection_id: &str) -> bool {
+        let forced = self.forced.lock().expect("forced refresh map");
+        forced
+            .get(connection_id)
+            .is_some_and(|at| at.elapsed() < FORCED_REFRESH_INTERVAL)
+    }
+
+    fn record_forced(&self, connection_id: &str) {
+        let mut forced = self.forced.lock().expect("forced refresh map");
+        if forced.len() > 10_000 {
+            forced.retain(|_, at| at.elapsed() < FORCED_REFRESH_INTERVAL);
+        }
+        forced.insert(connection_id.to_owned(), std::time::Instant::now());
     }
 
     fn lock_for(&self, connection_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -63,11 +85,17 @@ impl Refresher {
         locks.entry(connection_id.to_owned()).or_default().clone()
     }
 
-    fn due(&self, opened: &Opened, tokens: &TokenSet, rejected_version: Option<i64>) -> bool {
+    fn due(
+        &self,
+        connection_id: &str,
+        opened: &Opened,
+        tokens: &TokenSet,
+        rejected: Option<i64>,
+    ) -> bool {
         if tokens.refresh_token.is_none() {
             return false;
         }
-        rejected_version == Some(opened.seal_version)
+        (rejected == Some(opened.seal_version) && !self.forced_recently(connection_id))
             || opened
                 .expires_at
                 .is_some_and(|at| at - self.margin_ms <= clock::now_ms())
@@ -84,7 +112,7 @@ impl Refresher {
         rejected_version: Option<i64>,
     ) -> Result<Usable, Error> {
         let (opened, tokens) = open(db, keys, &integration.partner_id, connection_id).await?;
-        if !self.due(&opened, &tokens, rejected_version) {
+        if !self.due(connection_id, &opened, &tokens, rejected_version) {
             return Ok(Usable {
                 tokens,
                 version: opened.seal_version,
@@ -95,7 +123,7 @@ impl Refresher {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let (opened, tokens) = open(db, keys, &integration.partner_id, connection_id).await?;
-            if !self.due(&opened, &tokens, rejected_version) {
+            if !self.due(connection_id, &opened, &tokens, rejected_version) {
                 return Ok(Usable {
                     tokens,
                     version: opened.seal_version,
@@ -105,9 +133,17 @@ impl Refresher {
                 .take_lease(db, connection_id, opened.seal_version)
                 .await?
             {
-                return self
+                if rejected_version == Some(opened.seal_version) {
+                    self.record_forced(connection_id);
+                }
+                let result = self
                     .refresh(db, keys, integration, connection_id, opened, tokens)
                     .await;
+                if result.is_err() {
+                    // Every failure path clears the lease itself; this covers early exits.
+                    let _ = self.drop_lease(db, connection_id).await;
+                }
+                return result;
             }
             if backing_off(db, connection_id).await? {
                 // A recent attempt failed: no new token request until the back-off ends.
@@ -124,6 +160,19 @@ impl Refresher {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Clears this process's lease on a connection, if it still holds it.
+    async fn drop_lease(&self, db: &Db, connection_id: &str) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE connections SET refresh_lease_until = NULL, refresh_lease_owner = NULL
+             WHERE id = $1 AND refresh_lease_owner = $2",
+        )
+        .bind(connection_id)
+        .bind(&self.owner)
+        .execute(db.pool())
+        .await?;
+        Ok(())
     }
 
     /// Takes the lease if no one holds it, the row still holds `version` and no back-off is due.
@@ -181,9 +230,7 @@ impl Refresher {
         match result {
             Ok((fresh, _warnings)) => {
                 let merged = token_response::merge_refresh(&tokens, fresh);
-                let expires_at = merged
-                    .expires_in
-                    .map(|s| clock::now_ms() + (s as i64).saturating_mul(1000));
+                let expires_at = merged.expires_in.map(clock::expiry_after);
                 let scopes = merged.scopes.as_ref().map(|s| s.join(" "));
                 let sealed = secret_bytes(merged.to_sealed_bytes().to_vec());
                 let mut tx = db.pool().begin().await?;
@@ -197,8 +244,35 @@ impl Refresher {
                 )
                 .await?;
                 if !replaced {
+                    // Revoked while the token request was in flight: the provider has just
+                    // issued tokens that nothing will ever use, so ask it to revoke them too.
                     tx.rollback().await?;
-                    return Err(Error::State("connection_revoked"));
+                    for (token, hint) in [
+                        (merged.refresh_token.as_ref(), "refresh_token"),
+                        (Some(&merged.access_token), "access_token"),
+                    ] {
+                        if let Some(token) = token {
+                            endpoint::revoke(
+                                &self.http,
+                                settings,
+                                &secret,
+                                token,
+                                hint,
+                                self.allow_private,
+                            )
+                            .await;
+                        }
+                    }
+                    let (status,): (String,) =
+                        sqlx::query_as("SELECT status FROM connections WHERE id = $1")
+                            .bind(connection_id)
+                            .fetch_one(db.pool())
+                            .await?;
+                    return Err(Error::State(if status == "active" {
+                        "refresh_in_progress"
+                    } else {
+                        "connection_revoked"
+                    }));
                 }
                 release(&mut tx, connection_id, None).await?;
                 audit::append(&mut tx, partner, event("connection.refreshed")).await?;

@@ -577,3 +577,36 @@ async fn an_upstream_401_triggers_one_refresh_and_one_retry() {
     let tokens = sealed_tokens(&bench.app, &connection).await;
     assert_eq!(tokens.access_token.expose_secret(), "at-long-2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_cannot_be_pointed_at_other_hosts() {
+    let bench = Bench::new().await;
+    let github = json!({"key": "gh", "provider": "github",
+        "auth": {"client_id": "Iv1.x", "client_secret": "s"},
+        "api": {"base_url": "https://evil.test", "allowed_hosts": ["evil.test"]}});
+    let response = bench
+        .app
+        .post(&bench.app.partner.key, "/v1/integrations", &github)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["field"], "api.allowed_hosts", "{problem}");
+
+    let connection = expiring_connection(&bench, "moving").await;
+    let patch = json!({"api": {"base_url": "http://127.0.0.2:9", "allowed_hosts": ["127.0.0.2"]}});
+    let response = bench
+        .app
+        .http
+        .patch(bench.app.url("/v1/integrations/moving"))
+        .bearer_auth(&bench.app.partner.key)
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 409, "integration_in_use").await;
+    assert_eq!(
+        bench.connection_of("moving").await.unwrap()["id"],
+        connection.as_str()
+    );
+}

@@ -52,6 +52,29 @@ async fn bad_callbacks_store_nothing_and_end_on_an_error_page(backend: Backend) 
     assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
     refused(&b, &denied, "access_denied", "denied consent").await;
 
+    // The provider leg started without the connect page (a link planted elsewhere).
+    let created: serde_json::Value = world
+        .app
+        .post(
+            &world.app.partner.key,
+            &format!("/v1/vaults/{}/connect-sessions", world.vault),
+            &serde_json::json!({"integration": KEY}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let start = format!("{}/start", created["url"].as_str().unwrap());
+    refused(
+        &browser(),
+        &start,
+        "start_from_page",
+        "start without the page",
+    )
+    .await;
+
     // Missing and forged state.
     refused(
         &b,
