@@ -37,6 +37,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CONNECT_WORKERS`: HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// `CONNECT_UPSTREAM_TIMEOUT_SECS`: the deadline of one proxied upstream call, body included.
+    pub upstream_timeout_secs: u64,
     /// `CONNECT_RESOLVE`: host names pinned to addresses, `name=ip,…` (like curl's --resolve);
     /// the addresses are vetted like resolved ones.
     pub resolve: Option<String>,
@@ -58,6 +60,7 @@ impl Default for Config {
             workers: None,
             refresh_margin_secs: 60,
             resolve: None,
+            upstream_timeout_secs: 60,
         }
     }
 }
@@ -73,6 +76,7 @@ const ENV_KEYS: &[&str] = &[
     "workers",
     "refresh_margin_secs",
     "resolve",
+    "upstream_timeout_secs",
 ];
 
 impl Config {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use connect_broker::keys::{self, KeySource, LoadOutcome};
 use connect_broker::net::ResolverSettings;
 use connect_broker::oauth::refresh::Refresher;
+use connect_broker::proxy::Gate;
 use connect_broker::store::{self, Db, master_keys};
 
 use crate::config::Config;
@@ -70,18 +71,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             None => Default::default(),
         },
     };
+    let (http, resolver) = connect_broker::net::client_with_settings(resolver);
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(outcome.ring),
         config: Arc::new(config.clone()),
         metrics: telemetry::metrics_handle(),
-        http: connect_broker::net::client(resolver.clone()),
+        http,
         refresher: Arc::new(Refresher::new(
-            connect_broker::net::client(resolver),
+            connect_broker::net::client((*resolver).clone()),
             std::time::Duration::from_secs(config.refresh_margin_secs),
             config.allow_private_upstreams,
         )),
-        gate: Arc::new(Default::default()),
+        resolver,
+        gate: Arc::new(Gate::new(std::time::Duration::from_secs(
+            config.upstream_timeout_secs.max(1),
+        ))),
     };
     let mut server = HttpServer::new(move || app(state.clone()))
         .listen(listener)?

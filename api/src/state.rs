@@ -23,6 +23,8 @@ pub struct AppState {
     pub refresher: Arc<Refresher>,
     /// Between proxied requests and revocations, per connection.
     pub gate: Arc<Gate>,
+    /// The outbound client's resolver settings.
+    pub resolver: Arc<connect_broker::net::ResolverSettings>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
     pub fn proxy(&self) -> ProxyContext<'_> {
         ProxyContext {
             gate: &self.gate,
+            resolver: &self.resolver,
             db: &self.db,
             keys: &self.keys,
             http: &self.http,

@@ -67,32 +67,61 @@ impl ResolverSettings {
 #[error("the name resolves only to addresses that may not be reached")]
 pub struct BlockedAddress;
 
+/// Resolves `host` (a name, not a literal) and keeps the addresses that may be reached.
+pub async fn resolve_vetted(
+    settings: &ResolverSettings,
+    host: &str,
+) -> Result<Vec<IpAddr>, ResolveError> {
+    let host = host.to_ascii_lowercase();
+    let found: Vec<IpAddr> = match settings.pinned.get(&host) {
+        Some(pinned) => pinned.clone(),
+        None => tokio::net::lookup_host((host.as_str(), 0))
+            .await
+            .map_err(|_| ResolveError::NotFound)?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    let vetted: Vec<IpAddr> = found
+        .into_iter()
+        .filter(|ip| settings.allow_private || is_public(*ip))
+        .collect();
+    if vetted.is_empty() {
+        return Err(ResolveError::Blocked(BlockedAddress));
+    }
+    Ok(vetted)
+}
+
+/// Why a name could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("the name does not resolve")]
+    NotFound,
+    #[error(transparent)]
+    Blocked(BlockedAddress),
+}
+
 struct VettingResolver(Arc<ResolverSettings>);
 
 impl Resolve for VettingResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let settings = self.0.clone();
         Box::pin(async move {
-            let host = name.as_str().to_ascii_lowercase();
-            let found: Vec<IpAddr> = match settings.pinned.get(&host) {
-                Some(pinned) => pinned.clone(),
-                None => tokio::net::lookup_host((host.as_str(), 0))
-                    .await?
-                    .map(|a| a.ip())
-                    .collect(),
-            };
-            let vetted: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|ip| settings.allow_private || is_public(*ip))
-                .map(|ip| SocketAddr::new(ip, 0))
-                .collect();
-            if vetted.is_empty() {
-                return Err(Box::new(BlockedAddress) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            let addrs: Addrs = Box::new(vetted.into_iter());
+            let vetted = resolve_vetted(&settings, name.as_str())
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            let addrs: Addrs = Box::new(vetted.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
     }
+}
+
+/// Builds the outbound client (see [`client`]) and keeps its resolver settings for the proxy's
+/// own address phase.
+pub fn client_with_settings(
+    settings: ResolverSettings,
+) -> (reqwest::Client, Arc<ResolverSettings>) {
+    let shared = Arc::new(settings);
+    (build(shared.clone()), shared)
 }
 
 /// Builds the outbound client: vetting resolver, no redirects, no proxy variables, deadlines for
@@ -100,10 +129,14 @@ impl Resolve for VettingResolver {
 /// lease, so no token request outlives the lease that allowed it). The proxy sets its own,
 /// longer, per-request deadline.
 pub fn client(settings: ResolverSettings) -> reqwest::Client {
+    build(Arc::new(settings))
+}
+
+fn build(settings: Arc<ResolverSettings>) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .dns_resolver(Arc::new(VettingResolver(Arc::new(settings))))
+        .dns_resolver(Arc::new(VettingResolver(settings)))
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(Duration::from_secs(30))
         .timeout(Duration::from_secs(20))
@@ -116,7 +149,11 @@ pub fn client(settings: ResolverSettings) -> reqwest::Client {
 pub fn is_blocked(err: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
-        if current.downcast_ref::<BlockedAddress>().is_some() {
+        // The connector may wrap the resolver's boxed error so that it no longer downcasts;
+        // its message is ours and unique, so it identifies the refusal as well.
+        if current.downcast_ref::<BlockedAddress>().is_some()
+            || current.to_string() == BlockedAddress.to_string()
+        {
             return true;
         }
         source = current.source();

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::StreamExt;
 
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
@@ -32,7 +33,7 @@ use crate::store::Db;
 
 /// Largest response body passed back.
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-/// The deadline of one upstream call, body included.
+/// The default deadline of one upstream call, body included (`CONNECT_UPSTREAM_TIMEOUT_SECS`).
 pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Request headers that never reach the upstream: the caller's own credentials, cookies,
@@ -70,12 +71,31 @@ const DROPPED_RESPONSE_HEADERS: &[&str] = &[
 ];
 
 /// Per-connection gates between proxied requests (shared) and revocations (exclusive).
-#[derive(Default)]
 pub struct Gate {
     gates: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
+    /// The longest a proxied request may hold its gate: the upstream deadline.
+    upstream_timeout: std::time::Duration,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new(UPSTREAM_TIMEOUT)
+    }
 }
 
 impl Gate {
+    pub fn new(upstream_timeout: std::time::Duration) -> Self {
+        Gate {
+            gates: Default::default(),
+            upstream_timeout,
+        }
+    }
+
+    /// The deadline of one upstream call, body included.
+    pub fn upstream_timeout(&self) -> std::time::Duration {
+        self.upstream_timeout
+    }
+
     fn of(&self, connection_id: &str) -> Arc<tokio::sync::RwLock<()>> {
         let mut gates = self.gates.lock().expect("gate map");
         if gates.len() > 10_000 {
@@ -93,13 +113,15 @@ impl Gate {
     /// using it. Call after the revocation is committed.
     pub async fn drain(&self, connection_id: &str) {
         // Bounded by the longest a proxied request may take.
-        let wait = UPSTREAM_TIMEOUT + std::time::Duration::from_secs(5);
+        let wait = self.upstream_timeout + std::time::Duration::from_secs(5);
         let _ = tokio::time::timeout(wait, self.of(connection_id).write_owned()).await;
     }
 }
 
 pub struct ProxyContext<'a> {
     pub gate: &'a Gate,
+    /// How names are resolved and vetted (the same settings as the client's resolver).
+    pub resolver: &'a net::ResolverSettings,
     pub db: &'a Db,
     pub keys: &'a Arc<MasterKeyRing>,
     pub http: &'a reqwest::Client,
@@ -120,8 +142,21 @@ pub struct Outbound {
 pub struct Inbound {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
-    pub body: Vec<u8>,
+    /// The body, redacted as it streams. An error ends it early (the upstream failed or the
+    /// body passed the size cap after the status was sent); the caller then sees a truncated
+    /// response.
+    pub body: BodyStream,
 }
+
+/// A response body in chunks.
+pub type BodyStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+
+/// Bodies up to this size (by Content-Length) are read whole before answering, so the audit
+/// event can say whether anything was redacted; larger or unsized ones stream.
+const BUFFERED_BODY_BYTES: u64 = 1024 * 1024;
+/// The cap of a streamed body.
+pub const MAX_STREAMED_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Forwards one request with the connection's credential.
 pub async fn forward(
@@ -169,6 +204,7 @@ async fn attempt(
     known.vault_id = Some(vault_id);
     known.integration = Some(integration.key.clone());
     let target = pick_target(ctx, &integration, outbound)?;
+    vet_addresses(ctx, &target).await?;
     known.host = target.host_str().map(str::to_owned);
     known.path = Some(target.path().to_owned());
 
@@ -185,7 +221,39 @@ async fn attempt(
             response = send(ctx, &integration, &target, outbound, &credential).await;
         }
     }
-    filter_response(response?, &credential, &integration.inject).await
+    let redacted_later = later_redaction_report(ctx.db.clone(), tenant, connection_id, known);
+    filter_response(response?, &credential, &integration.inject, redacted_later).await
+}
+
+/// Records, after the fact, that a streamed body had to be redacted (the request's own audit
+/// event was committed before the body started).
+fn later_redaction_report(
+    db: Db,
+    tenant: &Tenant,
+    connection_id: &str,
+    known: &Known,
+) -> Box<dyn FnOnce() + Send> {
+    let partner = tenant.partner_id().to_owned();
+    let mut event =
+        NewEvent::lifecycle(tenant.actor(), "proxy.response_redacted").connection(connection_id);
+    event.vault_id = known.vault_id.clone();
+    event.integration = known.integration.clone();
+    event.host = known.host.clone();
+    event.path = known.path.clone();
+    event.reason = Some("redacted".to_owned());
+    Box::new(move || {
+        tokio::spawn(async move {
+            let appended = async {
+                let mut tx = db.pool().begin().await?;
+                audit::append(&mut tx, &partner, event).await?;
+                tx.commit().await?;
+                Ok::<_, Error>(())
+            };
+            if let Err(err) = appended.await {
+                tracing::warn!(error = %err, "recording a streamed redaction failed");
+            }
+        });
+    })
 }
 
 /// Phase 7: metrics and the audit event, committed before the caller gets an answer. A request
@@ -303,6 +371,22 @@ fn pick_target(
     Ok(url)
 }
 
+/// Phase 2b: a name must resolve to at least one address that may be reached (literal
+/// addresses were vetted with the URL). The client's resolver repeats this check at connect
+/// time and connects only to the addresses that pass, so a name that changes its answer in
+/// between (DNS rebinding) still reaches no private address.
+async fn vet_addresses(ctx: &ProxyContext<'_>, target: &url::Url) -> Result<(), Error> {
+    if let Some(url::Host::Domain(name)) = target.host() {
+        net::resolve_vetted(ctx.resolver, name)
+            .await
+            .map_err(|err| match err {
+                net::ResolveError::Blocked(_) => Error::State("host_not_allowed"),
+                net::ResolveError::NotFound => Error::State("upstream_unreachable"),
+            })?;
+    }
+    Ok(())
+}
+
 /// Phase 3: the credential to inject, refreshed first when due.
 async fn open_credential(
     ctx: &ProxyContext<'_>,
@@ -403,7 +487,7 @@ async fn send(
     );
     ctx.http
         .request(outbound.method.clone(), url)
-        .timeout(UPSTREAM_TIMEOUT)
+        .timeout(ctx.gate.upstream_timeout())
         .headers(request_headers)
         .body(outbound.body.clone())
         .send()
@@ -418,18 +502,28 @@ async fn send(
 }
 
 /// Phase 6: pass status, headers and body back, with every form of the injected value
-/// redacted. The flag says whether anything was redacted.
+/// redacted — also when a form is split across chunks. The flag says whether anything was
+/// redacted before the answer starts; `redacted_later` runs if a streamed body had to be.
 async fn filter_response(
     response: reqwest::Response,
     credential: &SecretString,
     inject: &Inject,
+    redacted_later: Box<dyn FnOnce() + Send>,
 ) -> Result<(Inbound, bool), Error> {
     let status = response.status().as_u16();
     if response
         .content_length()
-        .is_some_and(|len| len as usize > MAX_RESPONSE_BYTES)
+        .is_some_and(|len| len > MAX_STREAMED_BYTES)
     {
         return Err(Error::State("response_too_large"));
+    }
+    // A compressed body could carry the credential past redaction: refuse it.
+    let encoding = response
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes().to_ascii_lowercase());
+    if encoding.is_some_and(|e| e != b"identity") {
+        return Err(Error::State("upstream_encoding_refused"));
     }
     let forms = redaction_forms(credential, inject);
     let mut redacted = false;
@@ -443,28 +537,148 @@ async fn filter_response(
             (name.as_str().to_owned(), clean)
         })
         .collect();
-    let mut body = Vec::new();
-    let mut response = response;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|_| Error::State("upstream_unreachable"))?
+    if response
+        .content_length()
+        .is_some_and(|len| len <= BUFFERED_BODY_BYTES)
     {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(Error::State("response_too_large"));
-        }
-        body.extend_from_slice(&chunk);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|_| Error::State("upstream_unreachable"))?;
+        let (body, hit) = redact(&body, &forms);
+        let body = futures_util::stream::once(async move { Ok(bytes::Bytes::from(body)) }).boxed();
+        return Ok((
+            Inbound {
+                status,
+                headers,
+                body,
+            },
+            redacted || hit,
+        ));
     }
-    let (body, hit) = redact(&body, &forms);
+    let body = redacting_stream(response, Redactor::new(forms), redacted_later);
     Ok((
         Inbound {
             status,
             headers,
             body,
         },
-        redacted || hit,
+        redacted,
     ))
 }
+
+fn redacting_stream(
+    response: reqwest::Response,
+    redactor: Redactor,
+    redacted_later: Box<dyn FnOnce() + Send>,
+) -> BodyStream {
+    struct State {
+        upstream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        redactor: Redactor,
+        seen: u64,
+        done: bool,
+        redacted_later: Option<Box<dyn FnOnce() + Send>>,
+    }
+    let state = State {
+        upstream: response.bytes_stream().boxed(),
+        redactor,
+        seen: 0,
+        done: false,
+        redacted_later: Some(redacted_later),
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        let item = match state.upstream.next().await {
+            Some(Ok(chunk)) => {
+                state.seen += chunk.len() as u64;
+                if state.seen > MAX_STREAMED_BYTES {
+                    state.done = true;
+                    Err(std::io::Error::other(
+                        "the upstream response passed the size cap",
+                    ))
+                } else {
+                    Ok(bytes::Bytes::from(state.redactor.push(&chunk)))
+                }
+            }
+            Some(Err(_)) => {
+                state.done = true;
+                Err(std::io::Error::other("the upstream response failed"))
+            }
+            None => {
+                state.done = true;
+                let tail = state.redactor.finish();
+                if state.redactor.hit
+                    && let Some(report) = state.redacted_later.take()
+                {
+                    report();
+                }
+                Ok(bytes::Bytes::from(tail))
+            }
+        };
+        Some((item, state))
+    })
+    .boxed()
+}
+
+/// Redaction over a stream: holds back the last `longest form - 1` bytes of each chunk, where a
+/// form could start and continue in the next chunk, so memory stays bounded by one chunk.
+struct Redactor {
+    forms: Vec<Vec<u8>>,
+    keep: usize,
+    pending: Vec<u8>,
+    hit: bool,
+}
+
+impl Redactor {
+    fn new(forms: Vec<Vec<u8>>) -> Self {
+        let keep = forms
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(1)
+            .saturating_sub(1);
+        Redactor {
+            forms,
+            keep,
+            pending: Vec::new(),
+            hit: false,
+        }
+    }
+
+    /// Takes a chunk; returns what is safe to pass on.
+    fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(chunk);
+        let safe = self.pending.len().saturating_sub(self.keep);
+        let mut out = Vec::with_capacity(safe);
+        let mut i = 0;
+        'scan: while i < safe {
+            for form in &self.forms {
+                // A form that starts before `safe` ends within `pending`.
+                if self.pending[i..].starts_with(form) {
+                    out.extend_from_slice(REDACTED);
+                    i += form.len();
+                    self.hit = true;
+                    continue 'scan;
+                }
+            }
+            out.push(self.pending[i]);
+            i += 1;
+        }
+        self.pending.drain(..i);
+        out
+    }
+
+    /// Ends the stream: what was held back, redacted.
+    fn finish(&mut self) -> Vec<u8> {
+        let (out, hit) = redact(&std::mem::take(&mut self.pending), &self.forms);
+        self.hit |= hit;
+        out
+    }
+}
+
+const REDACTED: &[u8] = b"[REDACTED]";
 
 /// The forms an echoed credential can take: as sent, URL-encoded (both space conventions),
 /// JSON-escaped, and base64 (as a `basic` header carries it), longest first.
@@ -491,7 +705,7 @@ fn redaction_forms(credential: &SecretString, inject: &Inject) -> Vec<Vec<u8>> {
 
 /// Replaces every occurrence of any form in `data`; says whether it replaced anything.
 fn redact(data: &[u8], forms: &[Vec<u8>]) -> (Vec<u8>, bool) {
-    const MARK: &[u8] = b"[REDACTED]";
+    const MARK: &[u8] = REDACTED;
     let Some(shortest) = forms.iter().map(Vec::len).min() else {
         return (data.to_vec(), false);
     };
@@ -519,6 +733,28 @@ fn redact(data: &[u8], forms: &[Vec<u8>]) -> (Vec<u8>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_forms_split_across_chunks() {
+        let forms = redaction_forms(
+            &SecretString::from("tok-abcdef".to_owned()),
+            &Inject::Bearer,
+        );
+        let body = b"head tok-abcdef middle tok-abcdef tail";
+        for size in 1..body.len() {
+            let mut redactor = Redactor::new(forms.clone());
+            let mut out = Vec::new();
+            for chunk in body.chunks(size) {
+                out.extend(redactor.push(chunk));
+            }
+            out.extend(redactor.finish());
+            assert_eq!(
+                out, b"head [REDACTED] middle [REDACTED] tail",
+                "chunk size {size}"
+            );
+            assert!(redactor.hit);
+        }
+    }
 
     #[test]
     fn redacts_every_form_of_the_credential() {

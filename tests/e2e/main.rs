@@ -10,6 +10,7 @@ mod master_key;
 mod oauth;
 mod operations;
 mod peer_selftest;
+mod proxy;
 mod sealing;
 mod tenancy;
 mod vaults;

@@ -58,7 +58,7 @@ pub async fn forward(
             response.append_header((name, value));
         }
     }
-    Ok(response.body(inbound.body))
+    Ok(response.streaming(inbound.body))
 }
 
 /// Proxy a request (any method) to the connection's integration API.

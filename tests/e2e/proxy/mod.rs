@@ -1,0 +1,42 @@
+//! The injection proxy against hostile targets, slow and huge upstreams, and revocation under
+//! load.
+
+mod revocation;
+mod ssrf;
+mod streaming;
+mod upstream;
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+/// Creates an `api_key` integration pointing at `base_url`, deposits `key`, and returns the
+/// connection id.
+pub async fn api_key_connection(app: &TestApp, base_url: &str, host: &str, key: &str) -> String {
+    let integration = json!({"key": "target", "provider": "custom", "auth": {"type": "api_key"},
+        "api": {"base_url": base_url, "allowed_hosts": [host]}, "inject": {"style": "bearer"}});
+    let response = app
+        .post(&app.partner.key, "/v1/integrations", &integration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let vault = app.create_vault("u-proxy").await;
+    let deposit = json!({"integration": "target", "api_key": key});
+    let response = app
+        .post(
+            &app.partner.key,
+            &format!("/v1/vaults/{vault}/connections"),
+            &deposit,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let connection: Value = response.json().await.unwrap();
+    assert!(
+        !connection.to_string().contains(key),
+        "a deposit answer shows the key"
+    );
+    connection["id"].as_str().unwrap().to_owned()
+}
