@@ -1,6 +1,6 @@
 //! The peers themselves, before any test trusts them: the OpenID provider runs a whole code
-//! flow with PKCE, rotation and reuse detection; WireMock answers with exact bytes; Chromium
-//! clicks through a consent.
+//! flow with PKCE, rotation and reuse detection; WireMock answers with exact bytes; httpbin
+//! echoes request headers and redirects where it is told; Chromium clicks through a consent.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::peers::browser::Browser;
-use crate::peers::{oidc, wiremock};
+use crate::peers::{httpbin, oidc, wiremock};
 
 const CLIENT_ID: &str = "connect-test";
 const CLIENT_SECRET: &str = "connect-test-secret";
@@ -309,6 +309,41 @@ async fn wiremock_replays_the_exact_bytes_and_content_type_it_was_given() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), body.as_bytes());
     assert_eq!(mock.count("POST", "/token").await, 1);
     assert_eq!(mock.count("GET", "/token").await, 0);
+}
+
+#[tokio::test]
+async fn httpbin_echoes_request_headers_and_redirects_where_it_is_told() {
+    let upstream = httpbin::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // A request header comes back in the body of /headers.
+    let response = http
+        .get(upstream.url("/headers"))
+        .header("X-Connect-Probe", "probe-7f3a")
+        .send()
+        .await
+        .expect("GET /headers");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("/headers answers JSON");
+    assert_eq!(
+        body["headers"]["X-Connect-Probe"],
+        "probe-7f3a",
+        "/headers: {body}\nhttpbin log:\n{}",
+        upstream.logs()
+    );
+
+    // /redirect-to answers the status asked for, pointing at the URL it was given.
+    let elsewhere = "http://127.0.0.1:9/collect?from=httpbin";
+    let mut url = Url::parse(&upstream.url("/redirect-to")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("url", elsewhere)
+        .append_pair("status_code", "307");
+    let response = http.get(url).send().await.expect("GET /redirect-to");
+    assert_eq!(response.status(), 307);
+    assert_eq!(response.headers()["location"], elsewhere);
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
-//! Third-party software the OAuth tests run against, installed by `bash tests/setup` into
-//! `tests/peers`: a real OpenID provider, WireMock for replayed upstream answers, and headless
-//! Chromium for a person's side of a consent.
+//! Third-party software the OAuth and proxy tests run against, installed by `bash tests/setup`
+//! into `tests/peers`: a real OpenID provider, WireMock for replayed upstream answers, httpbin as
+//! an upstream API that echoes what it receives, and headless Chromium for a person's side of a
+//! consent.
 //!
 //! Each peer is a child process on 127.0.0.1 that dies with its handle. A peer that is not
 //! installed fails the test with a message that says how to install it; nothing is skipped.
 
 pub mod browser;
+pub mod httpbin;
 pub mod oidc;
 pub mod wiremock;
 
