@@ -1,6 +1,7 @@
 //! The injection proxy against hostile targets, slow and huge upstreams, and revocation under
 //! load.
 
+mod httpbin;
 mod revocation;
 mod ssrf;
 mod streaming;
