@@ -319,7 +319,7 @@ fn auth_shape(err: &AuthError) -> Shape {
                 StatusCode::UNAUTHORIZED,
                 "invalid_api_key",
                 "Invalid API key",
-                "the API key is unknown or revoked",
+                "the API key is unknown or revoked, or was not sent as Authorization: Bearer <key>",
             )
         },
         AuthError::Suspended => Shape {

@@ -82,7 +82,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     let value = parsed.map_err(|err| {
         let path = err.path().to_string();
-        let field = (path != ".").then(|| path.clone());
+        let field = (path != "." && path != "?").then(|| path.clone());
         let inner = err.into_inner();
         let detail = describe_json_error(&inner, field.as_deref());
         ApiError::InvalidJson { detail, field }
@@ -137,14 +137,20 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = serde_urlencoded::from_str::<T>(req.query_string())
+        let pairs = url::form_urlencoded::parse(req.query_string().as_bytes());
+        let deserializer = serde_urlencoded::Deserializer::new(pairs);
+        let parsed = serde_path_to_error::deserialize::<_, T>(deserializer)
             .map(Query)
             .map_err(|err| {
-                // serde_urlencoded messages name the parameter and the expectation, not values, except
-                // for "invalid digit" style messages that carry no value either.
+                let parameter = err.path().to_string();
+                let err = err.into_inner();
+                // Only the part before any quoted value is kept.
                 let message = err.to_string();
                 let message = message.split(": \"").next().unwrap_or(&message).to_owned();
-                ApiError::InvalidQuery(message)
+                match parameter.as_str() {
+                    "." | "?" => ApiError::InvalidQuery(message),
+                    name => ApiError::InvalidQuery(format!("`{name}`: {message}")),
+                }
             });
         std::future::ready(parsed)
     }

@@ -119,6 +119,18 @@ async fn bad_list_queries_get_a_problem(backend: Backend) {
             "not_found",
         ),
     ];
+    let named: serde_json::Value = app
+        .get(&app.partner.key, "/v1/vaults?limit=ten")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        named["detail"].as_str().unwrap().contains("`limit`"),
+        "the problem names the parameter: {named}"
+    );
     for (case, path, status, code) in cases {
         let response = app.get(&app.partner.key, path).send().await.unwrap();
         let problem = expect_problem(response, status, code).await;

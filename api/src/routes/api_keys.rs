@@ -31,7 +31,7 @@ pub struct ListKeys {
 
 /// Create an API key.
 ///
-/// The key is in the answer once and never again. Scopes may not exceed the calling key's.
+/// Needs an `admin` key. The new key is in the answer once and never again.
 #[utoipa::path(
     post, path = "/v1/api-keys", tag = "api-keys",
     request_body = CreateApiKey,

@@ -80,7 +80,11 @@ pub async fn connect_page(
         Ok(info) => info,
         Err(failure) => return Ok(failure_page(failure)),
     };
-    let provider = provider_name(&page_or_failure.provider);
+    let provider = match page_or_failure.provider.as_str() {
+        // A custom provider has no display name of its own: show the integration's key.
+        "custom" => page_or_failure.integration_key.clone(),
+        template => provider_name(template),
+    };
     let body = match page_or_failure.auth_type {
         AuthType::Oauth2 => html! {
             h1 { "Connect your " (provider) " account" }

@@ -155,6 +155,7 @@ const SESSION_COLUMNS: &str = "id, partner_id, vault_id, integration_key, return
 /// What the hosted page shows.
 pub struct Page {
     pub partner_name: String,
+    /// The catalog template, or `custom`.
     pub provider: String,
     pub integration_key: String,
     pub auth_type: AuthType,
@@ -454,10 +455,11 @@ pub async fn callback(
             .bind(&session.id)
             .execute(ctx.db.pool())
             .await?;
-            let event = NewEvent::lifecycle("end_user", "connect_session.failed")
+            let mut event = NewEvent::lifecycle("end_user", "connect_session.failed")
                 .vault(&session.vault_id)
                 .integration(&session.integration_key)
                 .reason(&code);
+            event.outcome = "failure";
             let mut tx = ctx.db.pool().begin().await?;
             audit::append(&mut tx, &session.partner_id, event).await?;
             tx.commit().await?;

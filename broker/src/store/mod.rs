@@ -169,8 +169,19 @@ fn create_sqlite_parent(url: &str) -> Result<(), sqlx::Error> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(sqlx::Error::Io)?;
     }
+    // Created here, readable by the service's user only; SQLite gives its WAL and shared-memory
+    // files the database file's permissions.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(sqlx::Error::Io)?;
     Ok(())
 }
 
