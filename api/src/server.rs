@@ -84,6 +84,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.allow_private_upstreams,
         )),
         resolver,
+        audit: connect_broker::audit_batch::AuditBatcher::start(db.clone()),
         gate: Arc::new(Gate::new(std::time::Duration::from_secs(
             config.upstream_timeout_secs.max(1),
         ))),

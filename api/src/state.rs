@@ -23,6 +23,8 @@ pub struct AppState {
     pub refresher: Arc<Refresher>,
     /// Between proxied requests and revocations, per connection.
     pub gate: Arc<Gate>,
+    /// The group-commit writer of proxied calls' audit events.
+    pub audit: connect_broker::audit_batch::AuditBatcher,
     /// The outbound client's resolver settings.
     pub resolver: Arc<connect_broker::net::ResolverSettings>,
 }
@@ -51,6 +53,7 @@ impl AppState {
     pub fn proxy(&self) -> ProxyContext<'_> {
         ProxyContext {
             gate: &self.gate,
+            audit: &self.audit,
             resolver: &self.resolver,
             db: &self.db,
             keys: &self.keys,

@@ -11,6 +11,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod audit_batch;
 pub mod auth;
 pub mod clock;
 pub mod connections;

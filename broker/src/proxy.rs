@@ -20,7 +20,6 @@ use futures_util::StreamExt;
 
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
-use crate::clock;
 use crate::credentials;
 use crate::error::Error;
 use crate::ids::{self, Kind};
@@ -120,6 +119,8 @@ impl Gate {
 
 pub struct ProxyContext<'a> {
     pub gate: &'a Gate,
+    /// Commits each call's audit event, batched with concurrent calls.
+    pub audit: &'a crate::audit_batch::AuditBatcher,
     /// How names are resolved and vetted (the same settings as the client's resolver).
     pub resolver: &'a net::ResolverSettings,
     pub db: &'a Db,
@@ -306,16 +307,8 @@ async fn record(
         Ok((_, true)) => event.reason = Some("redacted".to_owned()),
         Ok((_, false)) => {}
     }
-    let mut tx = ctx.db.pool().begin().await?;
-    if result.is_ok() {
-        sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
-            .bind(clock::now_ms())
-            .bind(connection_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    audit::append(&mut tx, tenant.partner_id(), event).await?;
-    tx.commit().await?;
+    let used = result.is_ok().then_some(connection_id);
+    ctx.audit.append(tenant.partner_id(), event, used).await?;
     Ok(())
 }
 

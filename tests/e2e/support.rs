@@ -48,6 +48,8 @@ pub struct TestDb {
     pub backend: Backend,
     pub url: String,
     pub dir: TempDir,
+    /// On PostgreSQL, the database's directory under the server's `base/`.
+    pub pg_oid: Option<u32>,
 }
 
 impl TestDb {
@@ -60,7 +62,28 @@ impl TestDb {
             ),
             Backend::Postgres => create_postgres_database().await,
         };
-        TestDb { backend, url, dir }
+        let pg_oid = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url)
+                    .await
+                    .expect("connect to the test database");
+                let (oid,): (sqlx::postgres::types::Oid,) = sqlx::query_as(
+                    "SELECT oid FROM pg_database WHERE datname = current_database()",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .expect("the test database's oid");
+                Some(oid.0)
+            }
+        };
+        TestDb {
+            backend,
+            url,
+            dir,
+            pg_oid,
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -331,15 +354,24 @@ impl TestApp {
             .ring
     }
 
-    /// Every file of this test's database (and, on PostgreSQL, of the whole server, WAL included)
-    /// that contains `needle`.
+    /// Every file of this test's database that contains `needle` (on PostgreSQL: the database's
+    /// own directory, the server's WAL and its shared catalogs).
     pub fn files_containing(&self, needle: &[u8]) -> Vec<PathBuf> {
         let mut roots = vec![self.db.data_dir().to_path_buf()];
         if self.db.backend == Backend::Postgres {
             let dir = std::env::var("CONNECT_TEST_POSTGRES_DATA_DIR").expect(
                 "CONNECT_TEST_POSTGRES_DATA_DIR names the PostgreSQL data directory (tests/run sets it)",
             );
-            roots.push(PathBuf::from(dir));
+            // This database's files, the write-ahead log and the shared catalogs: where this
+            // test's values could be; other tests' databases are not scanned.
+            let dir = PathBuf::from(dir);
+            let oid = self
+                .db
+                .pg_oid
+                .expect("a PostgreSQL test database has an oid");
+            roots.push(dir.join("base").join(oid.to_string()));
+            roots.push(dir.join("pg_wal"));
+            roots.push(dir.join("global"));
         }
         let mut found = Vec::new();
         for root in roots {

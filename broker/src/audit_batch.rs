@@ -1,0 +1,107 @@
+//! Group commit for the audit events of proxied calls.
+//!
+//! Every proxied call's event must be committed before its answer is returned. Committing each
+//! one in its own transaction costs one fsync per call; here calls queue their events and one
+//! writer commits whatever has queued while the previous commit was in flight, in a single
+//! transaction, then answers every waiting call. Under load a batch holds many events and
+//! costs one fsync; alone, a call waits for just its own commit. Chain order is commit order.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::{self, NewEvent};
+use crate::clock;
+use crate::error::Error;
+use crate::store::Db;
+
+/// Most events in one transaction.
+const MAX_BATCH: usize = 256;
+
+struct Job {
+    partner_id: String,
+    event: NewEvent,
+    /// A connection whose `last_used_at` this call advances.
+    used: Option<String>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The handle calls append through. Cloning shares the one writer.
+#[derive(Clone)]
+pub struct AuditBatcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl AuditBatcher {
+    /// Starts the writer on the current Tokio runtime.
+    pub fn start(db: Db) -> AuditBatcher {
+        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write(db, queue));
+        AuditBatcher { jobs }
+    }
+
+    /// Appends `event` to `partner_id`'s chain and returns once it is committed.
+    pub async fn append(
+        &self,
+        partner_id: &str,
+        event: NewEvent,
+        used: Option<&str>,
+    ) -> Result<(), Error> {
+        let (done, committed) = oneshot::channel();
+        let job = Job {
+            partner_id: partner_id.to_owned(),
+            event,
+            used: used.map(str::to_owned),
+            done,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
+        committed
+            .await
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the audit writer has stopped")))?
+            .map_err(|reason| {
+                Error::Internal(anyhow::anyhow!("audit batch not committed: {reason}"))
+            })
+    }
+}
+
+async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (answers, work): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .map(|job| (job.done, (job.partner_id, job.event, job.used)))
+            .unzip();
+        let result = commit(&db, work).await.map_err(|err| err.to_string());
+        if let Err(reason) = &result {
+            tracing::error!(events = answers.len(), error = %reason, "audit batch failed");
+        }
+        for answer in answers {
+            let _ = answer.send(result.clone());
+        }
+    }
+}
+
+async fn commit(db: &Db, work: Vec<(String, NewEvent, Option<String>)>) -> Result<(), Error> {
+    let now = clock::now_ms();
+    let mut tx = db.pool().begin().await?;
+    for (partner_id, event, used) in work {
+        // audit::append writes first, as every transaction here must (see store::mod).
+        audit::append(&mut tx, &partner_id, event).await?;
+        if let Some(connection_id) = used {
+            sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&connection_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
