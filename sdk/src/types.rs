@@ -253,7 +253,8 @@ pub struct Health {
 }
 
 /// `auth` of an integration: how users authorise and how we talk to the token endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// `Debug` leaves out `client_secret`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationAuth {
@@ -350,8 +351,9 @@ pub struct UpdateIntegration {
     pub inject: Option<IntegrationInject>,
 }
 
-/// The OAuth client fields `PATCH` may change. Endpoints are fixed once created.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// The OAuth client fields `PATCH` may change. Endpoints are fixed once created. `Debug` leaves
+/// out `client_secret`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegrationAuth {
@@ -498,4 +500,52 @@ pub struct ConnectionDeleted {
     pub status: String,
     /// `revoked`, `failed` or `not_supported`.
     pub upstream_revocation: String,
+}
+
+impl std::fmt::Debug for IntegrationAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationAuth")
+            .field("auth_type", &self.auth_type)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UpdateIntegrationAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateIntegrationAuth")
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_write_only_secret() {
+        let auth = IntegrationAuth {
+            client_secret: Some("s3cret-value".into()),
+            ..Default::default()
+        };
+        let update = UpdateIntegrationAuth {
+            client_secret: Some("s3cret-value".into()),
+            ..Default::default()
+        };
+        let deposit = CreateConnection {
+            integration: "openai".into(),
+            api_key: "s3cret-value".into(),
+        };
+        for shown in [
+            format!("{auth:?}"),
+            format!("{update:?}"),
+            format!("{deposit:?}"),
+        ] {
+            assert!(!shown.contains("s3cret-value"), "{shown}");
+        }
+    }
 }
