@@ -253,7 +253,7 @@ pub struct Health {
 }
 
 /// `auth` of an integration: how users authorise and how we talk to the token endpoint.
-/// `Debug` leaves out `client_secret`.
+// `Debug` is written by hand below: it leaves out `client_secret`.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -351,8 +351,8 @@ pub struct UpdateIntegration {
     pub inject: Option<IntegrationInject>,
 }
 
-/// The OAuth client fields `PATCH` may change. Endpoints are fixed once created. `Debug` leaves
-/// out `client_secret`.
+/// The OAuth client fields `PATCH` may change. Endpoints are fixed once created.
+// `Debug` is written by hand below: it leaves out `client_secret`.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
