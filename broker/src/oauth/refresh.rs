@@ -309,6 +309,7 @@ impl Refresher {
             Err(err) => {
                 self.failed(
                     db,
+                    partner,
                     connection_id,
                     &opened,
                     tokens,
@@ -322,9 +323,12 @@ impl Refresher {
 
     /// A refresh that failed for a reason other than `invalid_grant`: the tokens are kept, the
     /// next attempt backs off, and the caller gets the current token while it is still valid.
+    // Everything a failed attempt must record; bundling it into a struct would only rename it.
+    #[allow(clippy::too_many_arguments)]
     async fn failed(
         &self,
         db: &Db,
+        partner_id: &str,
         connection_id: &str,
         opened: &Opened,
         tokens: TokenSet,
@@ -352,12 +356,7 @@ impl Refresher {
             .min(300_000);
         let mut tx = db.pool().begin().await?;
         release(&mut tx, connection_id, Some(clock::now_ms() + backoff_ms)).await?;
-        audit::append(
-            &mut tx,
-            &event_partner(db, connection_id).await?,
-            event.reason(reason),
-        )
-        .await?;
+        audit::append(&mut tx, partner_id, event.reason(reason)).await?;
         tx.commit().await?;
         tracing::warn!(connection_id, reason, error = %err, "token refresh failed; tokens kept");
         let still_valid = opened.expires_at.is_none_or(|at| at > clock::now_ms());
@@ -379,14 +378,6 @@ async fn backing_off(db: &Db, connection_id: &str) -> Result<bool, Error> {
             .fetch_one(db.pool())
             .await?;
     Ok(retry_at.is_some_and(|at| at > clock::now_ms()))
-}
-
-async fn event_partner(db: &Db, connection_id: &str) -> Result<String, Error> {
-    let (partner,): (String,) = sqlx::query_as("SELECT partner_id FROM connections WHERE id = $1")
-        .bind(connection_id)
-        .fetch_one(db.pool())
-        .await?;
-    Ok(partner)
 }
 
 /// Clears the lease; `retry_at` sets a back-off (and counts a failure), `None` resets it.
