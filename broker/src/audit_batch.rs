@@ -88,20 +88,35 @@ async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-async fn commit(db: &Db, work: Vec<(String, NewEvent, Option<String>)>) -> Result<(), Error> {
-    let now = clock::now_ms();
+/// Commits a batch. Lock order matters on PostgreSQL, where several replicas' writers and the
+/// lifecycle transactions run at once: the audit transaction locks only partner rows, in
+/// partner order (a stable sort keeps each chain's order); `last_used_at` is advanced after it,
+/// one row per statement outside any transaction, so this writer never holds a connection row
+/// while it waits for a partner row — the order a revocation takes them in.
+async fn commit(db: &Db, mut work: Vec<(String, NewEvent, Option<String>)>) -> Result<(), Error> {
+    work.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut used: Vec<String> = Vec::new();
     let mut tx = db.pool().begin().await?;
-    for (partner_id, event, used) in work {
+    for (partner_id, event, connection_id) in work {
         // audit::append writes first, as every transaction here must (see store::mod).
         audit::append(&mut tx, &partner_id, event).await?;
-        if let Some(connection_id) = used {
-            sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(&connection_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        used.extend(connection_id);
     }
     tx.commit().await?;
+
+    used.sort();
+    used.dedup();
+    let now = clock::now_ms();
+    for connection_id in used {
+        // Usage metadata only: a failure here loses a timestamp, never an event.
+        if let Err(err) = sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&connection_id)
+            .execute(db.pool())
+            .await
+        {
+            tracing::warn!(connection_id, error = %err, "advancing last_used_at failed");
+        }
+    }
     Ok(())
 }
