@@ -1,5 +1,6 @@
-//! The `Caller` extractor: `Authorization: Bearer <api key>` checked against the store on every
-//! request. Handlers then ask it for a [`Tenant`] with the scope they need.
+//! The `Caller` extractor: `Authorization: Bearer <api key>` checked on every request against
+//! the store, or against the replica's cache while the store revision says nothing changed.
+//! Handlers then ask it for a [`Tenant`] with the scope they need.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,7 +8,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use connect_broker::auth::{self, AuthError, Principal, Scope, Tenant};
+use connect_broker::auth::{AuthError, Principal, Scope, Tenant};
 use connect_broker::secret::SecretString;
 
 use crate::error::ApiError;
@@ -34,7 +35,12 @@ impl FromRequest for Caller {
             let state =
                 state.ok_or_else(|| ApiError::Broker(anyhow::anyhow!("state missing").into()))?;
             let key = key?;
-            let principal = auth::authenticate(&state.db, &key).await?;
+            let revision = state.fleet.revision().await.map_err(ApiError::Broker)?;
+            let principal = state
+                .fleet
+                .cache()
+                .authenticate(&state.db, revision, &key)
+                .await?;
             tracing::Span::current().record("partner_id", principal.partner_id());
             Ok(Caller(principal))
         })

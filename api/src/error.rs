@@ -242,6 +242,11 @@ fn state_shape(code: &'static str) -> Shape {
             "Compressed upstream response",
             "the upstream compressed its answer although asked not to; it cannot be checked for echoed credentials",
         ),
+        "store_unavailable" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Storage unavailable",
+            "this server cannot reach the database; try again",
+        ),
         "response_too_large" => (
             StatusCode::BAD_GATEWAY,
             "Response too large",
@@ -258,7 +263,8 @@ fn state_shape(code: &'static str) -> Shape {
         "upstream_timeout"
         | "upstream_unreachable"
         | "upstream_unavailable"
-        | "refresh_in_progress" => shape.retryable(),
+        | "refresh_in_progress"
+        | "store_unavailable" => shape.retryable(),
         _ => shape,
     }
 }

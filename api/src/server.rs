@@ -6,6 +6,8 @@ use std::sync::Arc;
 use actix_web::middleware::{self, DefaultHeaders};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use connect_broker::cache::Cache;
+use connect_broker::fleet::{Fleet, FleetSettings};
 use connect_broker::keys::{self, KeySource, LoadOutcome};
 use connect_broker::net::ResolverSettings;
 use connect_broker::oauth::refresh::Refresher;
@@ -72,6 +74,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         },
     };
     let (http, resolver) = connect_broker::net::client_with_settings(resolver);
+    let gate = Arc::new(Gate::new(std::time::Duration::from_secs(
+        config.upstream_timeout_secs.max(1),
+    )));
+    let fleet = Fleet::join(
+        db.clone(),
+        gate.clone(),
+        Arc::new(Cache::default()),
+        FleetSettings::default(),
+    )
+    .await?;
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(outcome.ring),
@@ -85,9 +97,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )),
         resolver,
         audit: connect_broker::audit_batch::AuditBatcher::start(db.clone()),
-        gate: Arc::new(Gate::new(std::time::Duration::from_secs(
-            config.upstream_timeout_secs.max(1),
-        ))),
+        gate: gate.clone(),
+        fleet: fleet.clone(),
     };
     let mut server = HttpServer::new(move || app(state.clone()))
         .listen(listener)?
@@ -96,6 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         server = server.workers(workers);
     }
     server.run().await?;
+    fleet.leave().await;
     tracing::info!("agentsecrets-connect stopped");
     db.close().await;
     Ok(())

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use connect_broker::connections::RevokeContext;
+use connect_broker::fleet::Fleet;
 use connect_broker::keys::MasterKeyRing;
 use connect_broker::oauth::flow::FlowContext;
 use connect_broker::oauth::refresh::Refresher;
@@ -23,6 +24,9 @@ pub struct AppState {
     pub refresher: Arc<Refresher>,
     /// Between proxied requests and revocations, per connection.
     pub gate: Arc<Gate>,
+    /// This replica among the others on the store: the store revision, the cache, revocation
+    /// acknowledgements.
+    pub fleet: Arc<Fleet>,
     /// The group-commit writer of proxied calls' audit events.
     pub audit: connect_broker::audit_batch::AuditBatcher,
     /// The outbound client's resolver settings.
@@ -42,7 +46,7 @@ impl AppState {
 
     pub fn revoker(&self) -> RevokeContext<'_> {
         RevokeContext {
-            gate: &self.gate,
+            fleet: &self.fleet,
             db: &self.db,
             keys: &self.keys,
             http: &self.http,
@@ -53,6 +57,7 @@ impl AppState {
     pub fn proxy(&self) -> ProxyContext<'_> {
         ProxyContext {
             gate: &self.gate,
+            fleet: &self.fleet,
             audit: &self.audit,
             resolver: &self.resolver,
             db: &self.db,

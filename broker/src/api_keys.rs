@@ -157,6 +157,7 @@ pub async fn revoke(db: &Db, tenant: &Tenant, key_id: &str) -> Result<ApiKey, Er
         let event = NewEvent::lifecycle(tenant.actor(), "api_key.revoked")
             .path(&format!("/v1/api-keys/{key_id}"));
         audit::append(&mut tx, tenant.partner_id(), event).await?;
+        crate::fleet::bump(&mut tx, &[]).await?;
     }
     let key: Option<ApiKey> = sqlx::query_as(
         "SELECT id, name, key_prefix, scopes, created_at, revoked_at FROM api_keys WHERE id = $1 AND partner_id = $2",

@@ -38,7 +38,8 @@ const COLUMNS: &str = "id, vault_id, integration, status, scopes, expires_at, cr
 
 /// What revocation needs besides the store.
 pub struct RevokeContext<'a> {
-    pub gate: &'a crate::proxy::Gate,
+    /// This replica's membership: revocations wait on it for every replica's requests.
+    pub fleet: &'a Arc<crate::fleet::Fleet>,
     pub db: &'a Db,
     pub keys: &'a Arc<MasterKeyRing>,
     pub http: &'a reqwest::Client,
@@ -251,8 +252,9 @@ pub async fn delete(
         .connection(connection_id)
         .integration(&existing.integration);
     audit::append(&mut tx, tenant.partner_id(), event).await?;
+    let revision = crate::fleet::bump(&mut tx, &[connection_id]).await?;
     tx.commit().await?;
-    ctx.gate.drain(connection_id).await;
+    ctx.fleet.settle(revision, &[connection_id]).await;
     ctx.db.flush_destroyed().await;
     let captured = Captured {
         connection_id: connection_id.to_owned(),
@@ -284,16 +286,16 @@ pub async fn revoke_upstream(
     let outcome = attempt(ctx, &held).await;
     record(ctx.db, actor, &held, outcome).await?;
     if let Revocation::Failed { retry: true } = outcome {
-        let (db, keys, http, allow_private) = (
+        let (fleet, db, keys, http, allow_private) = (
+            ctx.fleet.clone(),
             ctx.db.clone(),
             ctx.keys.clone(),
             ctx.http.clone(),
             ctx.allow_private,
         );
         tokio::spawn(async move {
-            let gate = crate::proxy::Gate::default();
             let ctx = RevokeContext {
-                gate: &gate,
+                fleet: &fleet,
                 db: &db,
                 keys: &keys,
                 http: &http,

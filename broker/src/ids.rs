@@ -18,6 +18,8 @@ pub enum Kind {
     Event,
     Webhook,
     Request,
+    /// A running server process (not part of API.md: it names replicas in the store).
+    Replica,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Kind::Event => "evt_",
             Kind::Webhook => "whk_",
             Kind::Request => "req_",
+            Kind::Replica => "rep_",
         }
     }
 }

@@ -640,6 +640,7 @@ pub async fn update(
     .await?;
     let event = NewEvent::lifecycle(tenant.actor(), "integration.updated").integration(key);
     audit::append(&mut tx, tenant.partner_id(), event).await?;
+    crate::fleet::bump(&mut tx, &[]).await?;
     tx.commit().await?;
     Ok(integration)
 }
@@ -686,6 +687,7 @@ pub async fn delete(db: &Db, tenant: &Tenant, key: &str) -> Result<(), Error> {
         NewEvent::lifecycle(tenant.actor(), "integration.deleted").integration(key),
     )
     .await?;
+    crate::fleet::bump(&mut tx, &[]).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -8,15 +8,18 @@
 //! - [`integrations`], [`oauth`], [`connections`]: providers, the consent flow, refresh and
 //!   revocation.
 //! - [`proxy`] and [`net`]: the injection proxy and the one hardened outbound client.
+//! - [`fleet`] and [`cache`]: replicas sharing one store, and what each may keep in memory.
 
 pub mod api_keys;
 pub mod audit;
 pub mod audit_batch;
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod connections;
 pub mod credentials;
 pub mod error;
+pub mod fleet;
 pub mod idempotency;
 pub mod ids;
 pub mod integrations;

@@ -76,6 +76,7 @@ pub async fn set_status(db: &Db, partner_id: &str, suspended: bool) -> Result<Pa
             "partner.resumed"
         };
         audit::append(&mut tx, partner_id, NewEvent::lifecycle("operator", action)).await?;
+        crate::fleet::bump(&mut tx, &[]).await?;
     }
     let partner: Option<Partner> =
         sqlx::query_as("SELECT id, name, status, created_at FROM partners WHERE id = $1")

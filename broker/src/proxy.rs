@@ -1,15 +1,16 @@
 //! The injection proxy, as named phases: load the connection → pick the target → vet it → open
 //! the credential (refreshing when due) → inject → forward → filter the response → audit.
 //!
-//! Request and response bodies are buffered with size caps (streaming is not built yet). The
-//! credential is injected in the integration's style and replaces anything the caller sent
-//! under that name; an upstream 401 triggers one refresh and one retry; the injected value is
+//! The request body is buffered with a size cap by the HTTP layer; the response streams back
+//! with a size cap. The credential is injected in the integration's style and replaces
+//! anything the caller sent under that name; an upstream 401 triggers one refresh and one retry; the injected value is
 //! redacted from the response in its literal, URL-encoded, JSON-escaped and base64 forms.
 //!
-//! Revocation is immediate within a process: a request holds its connection's [`Gate`] in
-//! shared mode from before it checks the connection's status until its response is read, and a
-//! revocation, after committing, waits for the gate in exclusive mode. Requests in flight on
-//! another replica are not waited for (see README, Limitations).
+//! Revocation is immediate on every replica: a request holds its connection's [`Gate`] in
+//! shared mode from before it reads the store revision until its response is read; a
+//! revocation, after committing, waits for the gate in exclusive mode on every replica (see
+//! [`crate::fleet`]). The connection, its integration and an API key's opened value come from
+//! the replica's [`crate::cache::Cache`] while the store revision is unchanged.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +21,6 @@ use futures_util::StreamExt;
 
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
-use crate::credentials;
 use crate::error::Error;
 use crate::ids::{self, Kind};
 use crate::integrations::{self, AuthType, Inject, Integration};
@@ -119,6 +119,8 @@ impl Gate {
 
 pub struct ProxyContext<'a> {
     pub gate: &'a Gate,
+    /// The store revision, the cache, and whether this replica may still forward.
+    pub fleet: &'a Arc<crate::fleet::Fleet>,
     /// Commits each call's audit event, batched with concurrent calls.
     pub audit: &'a crate::audit_batch::AuditBatcher,
     /// How names are resolved and vetted (the same settings as the client's resolver).
@@ -202,24 +204,25 @@ async fn attempt(
     known: &mut Known,
 ) -> Result<(Inbound, bool), Error> {
     let (vault_id, integration) = load_connection(ctx, tenant, connection_id).await?;
+    let integration = integration.as_ref();
     known.vault_id = Some(vault_id);
     known.integration = Some(integration.key.clone());
-    let target = pick_target(ctx, &integration, outbound)?;
+    let target = pick_target(ctx, integration, outbound)?;
     vet_addresses(ctx, &target).await?;
     known.host = target.host_str().map(str::to_owned);
     known.path = Some(target.path().to_owned());
 
-    let (mut credential, version) = open_credential(ctx, &integration, connection_id, None).await?;
-    let mut response = send(ctx, &integration, &target, outbound, &credential).await;
+    let (mut credential, version) = open_credential(ctx, integration, connection_id, None).await?;
+    let mut response = send(ctx, integration, &target, outbound, &credential).await;
     if let Ok(first) = &response
         && first.status().as_u16() == 401
         && integration.auth_type == AuthType::Oauth2
     {
         let (renewed, renewed_version) =
-            open_credential(ctx, &integration, connection_id, Some(version)).await?;
+            open_credential(ctx, integration, connection_id, Some(version)).await?;
         if renewed_version != version {
             credential = renewed;
-            response = send(ctx, &integration, &target, outbound, &credential).await;
+            response = send(ctx, integration, &target, outbound, &credential).await;
         }
     }
     let redacted_later = later_redaction_report(ctx.db.clone(), tenant, connection_id, known);
@@ -312,30 +315,31 @@ async fn record(
     Ok(())
 }
 
-/// Phase 1: the connection must be the tenant's and usable; its integration must exist.
+/// Phase 1: the connection must be the tenant's and usable; its integration must exist. Read
+/// at the store revision of this moment (the request already holds its gate), from the cache
+/// when nothing changed since.
 async fn load_connection(
     ctx: &ProxyContext<'_>,
     tenant: &Tenant,
     connection_id: &str,
-) -> Result<(String, Integration), Error> {
+) -> Result<(String, Arc<Integration>), Error> {
     if !ids::is_valid(Kind::Connection, connection_id) {
         return Err(Error::NotFound("connection"));
     }
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT vault_id, integration, status FROM connections WHERE id = $1 AND partner_id = $2",
-    )
-    .bind(connection_id)
-    .bind(tenant.partner_id())
-    .fetch_optional(ctx.db.pool())
-    .await?;
-    let (vault_id, integration_key, status) = row.ok_or(Error::NotFound("connection"))?;
-    match status.as_str() {
+    let revision = ctx.fleet.revision().await?;
+    let live = ctx
+        .fleet
+        .cache()
+        .connection(ctx.db, revision, connection_id)
+        .await?
+        .filter(|live| live.partner_id == tenant.partner_id())
+        .ok_or(Error::NotFound("connection"))?;
+    match live.status.as_str() {
         "active" => {}
         "reauth_required" => return Err(Error::State("reauth_required")),
         _ => return Err(Error::State("connection_revoked")),
     }
-    let integration = integrations::get(ctx.db, tenant, &integration_key).await?;
-    Ok((vault_id, integration))
+    Ok((live.vault_id, live.integration))
 }
 
 /// Phase 2: the integration's base URL plus the caller's path and query; the host must be on
@@ -402,16 +406,10 @@ async fn open_credential(
             Ok((usable.tokens.access_token, usable.version))
         }
         AuthType::ApiKey => {
-            let opened = credentials::open_for_partner(
-                ctx.db,
-                ctx.keys,
-                &integration.partner_id,
-                connection_id,
-            )
-            .await?;
-            let text = String::from_utf8(opened.secret.expose_secret().to_vec())
-                .map_err(|_| Error::Internal(anyhow::anyhow!("a stored API key is not UTF-8")))?;
-            Ok((SecretString::from(text), opened.seal_version))
+            ctx.fleet
+                .cache()
+                .api_key(ctx.db, ctx.keys, &integration.partner_id, connection_id)
+                .await
         }
     }
 }
@@ -472,6 +470,10 @@ async fn send(
         value.set_sensitive(true);
         request_headers.remove(&name);
         request_headers.insert(name, value);
+    }
+    // A replica that lost touch with the store may have missed a revocation: it sends nothing.
+    if !ctx.fleet.lease_held() {
+        return Err(Error::State("store_unavailable"));
     }
     // Redaction reads the body as sent, so it must not be compressed.
     request_headers.insert(

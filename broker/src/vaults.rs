@@ -241,10 +241,10 @@ pub async fn delete(
         NewEvent::lifecycle(tenant.actor(), "vault.revoked").vault(vault_id),
     )
     .await?;
+    let revoked_ids: Vec<&str> = revoked.iter().map(|(id, ..)| id.as_str()).collect();
+    let revision = crate::fleet::bump(&mut tx, &revoked_ids).await?;
     tx.commit().await?;
-    for (connection_id, ..) in &revoked {
-        ctx.gate.drain(connection_id).await;
-    }
+    ctx.fleet.settle(revision, &revoked_ids).await;
     db.flush_destroyed().await;
     tracing::info!(
         partner_id = tenant.partner_id(),

@@ -11,6 +11,7 @@ mod oauth;
 mod operations;
 mod peer_selftest;
 mod proxy;
+mod replicas;
 mod sealing;
 mod tenancy;
 mod vaults;

@@ -299,6 +299,7 @@ impl Refresher {
                     event("connection.reauth_required").reason("invalid_grant"),
                 )
                 .await?;
+                crate::fleet::bump(&mut tx, &[]).await?;
                 tx.commit().await?;
                 tracing::info!(
                     connection_id,

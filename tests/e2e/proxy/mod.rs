@@ -5,7 +5,7 @@ mod httpbin;
 mod revocation;
 mod ssrf;
 mod streaming;
-mod upstream;
+pub mod upstream;
 
 use serde_json::{Value, json};
 
