@@ -35,7 +35,7 @@ impl FromRequest for Caller {
             let state =
                 state.ok_or_else(|| ApiError::Broker(anyhow::anyhow!("state missing").into()))?;
             let key = key?;
-            let revision = state.fleet.revision().await.map_err(ApiError::Broker)?;
+            let revision = state.fleet.revision().map_err(ApiError::Broker)?;
             let principal = state
                 .fleet
                 .cache()

@@ -144,6 +144,7 @@ pub async fn revoke(db: &Db, tenant: &Tenant, key_id: &str) -> Result<ApiKey, Er
     if !ids::is_valid(Kind::ApiKey, key_id) {
         return Err(Error::NotFound("api key"));
     }
+    let mut revision = None;
     let mut tx = db.pool().begin().await?;
     let changed = sqlx::query(
         "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND partner_id = $3 AND revoked_at IS NULL",
@@ -157,7 +158,7 @@ pub async fn revoke(db: &Db, tenant: &Tenant, key_id: &str) -> Result<ApiKey, Er
         let event = NewEvent::lifecycle(tenant.actor(), "api_key.revoked")
             .path(&format!("/v1/api-keys/{key_id}"));
         audit::append(&mut tx, tenant.partner_id(), event).await?;
-        crate::fleet::bump(&mut tx, &[]).await?;
+        revision = Some(crate::fleet::bump(&mut tx, &[]).await?);
     }
     let key: Option<ApiKey> = sqlx::query_as(
         "SELECT id, name, key_prefix, scopes, created_at, revoked_at FROM api_keys WHERE id = $1 AND partner_id = $2",
@@ -167,5 +168,8 @@ pub async fn revoke(db: &Db, tenant: &Tenant, key_id: &str) -> Result<ApiKey, Er
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
+    if let Some(revision) = revision {
+        crate::fleet::wait_for_replicas(db, revision).await;
+    }
     key.ok_or(Error::NotFound("api key"))
 }

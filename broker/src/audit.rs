@@ -134,68 +134,126 @@ pub async fn append(
     partner_id: &str,
     event: NewEvent,
 ) -> Result<String, Error> {
-    if event.path.as_deref().is_some_and(|p| p.contains('?')) {
+    let mut ids = append_all(conn, partner_id, vec![event]).await?;
+    Ok(ids.pop().expect("one event appended"))
+}
+
+/// Rows per INSERT statement when appending many events (18 parameters each). Small on purpose:
+/// SQLite looks bound parameters up by name in a list, so a statement's binding cost grows with
+/// the square of its parameter count.
+const ROWS_PER_INSERT: usize = 16;
+
+/// Appends `events`, in order, to `partner_id`'s chain inside the caller's transaction: one
+/// update of the partner row claims their sequence numbers (and locks the chain), multi-row
+/// inserts store them, a last update moves the head. Returns their ids.
+pub async fn append_all(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    events: Vec<NewEvent>,
+) -> Result<Vec<String>, Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    if events
+        .iter()
+        .any(|e| e.path.as_deref().is_some_and(|p| p.contains('?')))
+    {
         return Err(Error::Internal(anyhow::anyhow!(
             "audit paths never carry a query string"
         )));
     }
-    let (seq, prev_hash): (i64, String) = sqlx::query_as(
-        "UPDATE partners SET audit_seq = audit_seq + 1 WHERE id = $1 RETURNING audit_seq, audit_head",
+    let (last_seq, mut prev_hash): (i64, String) = sqlx::query_as(
+        "UPDATE partners SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head",
     )
+    .bind(events.len() as i64)
     .bind(partner_id)
     .fetch_one(&mut *conn)
     .await?;
-    let mut stored = Event {
-        id: ids::new(Kind::Event),
-        seq,
-        occurred_at: clock::now_ms(),
-        actor: event.actor,
-        action: event.action.to_owned(),
-        vault_id: event.vault_id,
-        connection_id: event.connection_id,
-        integration: event.integration,
-        method: event.method,
-        host: event.host,
-        path: event.path,
-        status: event.status,
-        outcome: event.outcome.to_owned(),
-        reason: event.reason,
-        duration_ms: event.duration_ms,
-        prev_hash,
-        hash: String::new(),
-    };
-    stored.hash = stored.compute_hash(partner_id);
-    sqlx::query(
-        "INSERT INTO audit_events (id, partner_id, seq, occurred_at, actor, action, vault_id, connection_id,
-             integration, method, host, path, status, outcome, reason, duration_ms, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-    )
-    .bind(&stored.id)
-    .bind(partner_id)
-    .bind(stored.seq)
-    .bind(stored.occurred_at)
-    .bind(&stored.actor)
-    .bind(&stored.action)
-    .bind(&stored.vault_id)
-    .bind(&stored.connection_id)
-    .bind(&stored.integration)
-    .bind(&stored.method)
-    .bind(&stored.host)
-    .bind(&stored.path)
-    .bind(stored.status)
-    .bind(&stored.outcome)
-    .bind(&stored.reason)
-    .bind(stored.duration_ms)
-    .bind(&stored.prev_hash)
-    .bind(&stored.hash)
-    .execute(&mut *conn)
-    .await?;
+    let occurred_at = clock::now_ms();
+    let first_seq = last_seq - events.len() as i64 + 1;
+    let mut stored = Vec::with_capacity(events.len());
+    for (seq, event) in (first_seq..).zip(events) {
+        let mut row = Event {
+            id: ids::new(Kind::Event),
+            seq,
+            occurred_at,
+            actor: event.actor,
+            action: event.action.to_owned(),
+            vault_id: event.vault_id,
+            connection_id: event.connection_id,
+            integration: event.integration,
+            method: event.method,
+            host: event.host,
+            path: event.path,
+            status: event.status,
+            outcome: event.outcome.to_owned(),
+            reason: event.reason,
+            duration_ms: event.duration_ms,
+            prev_hash: std::mem::take(&mut prev_hash),
+            hash: String::new(),
+        };
+        row.hash = row.compute_hash(partner_id);
+        prev_hash = row.hash.clone();
+        stored.push(row);
+    }
+    for rows in stored.chunks(ROWS_PER_INSERT) {
+        insert_rows(conn, partner_id, rows).await?;
+    }
     sqlx::query("UPDATE partners SET audit_head = $1 WHERE id = $2")
-        .bind(&stored.hash)
+        .bind(&prev_hash)
         .bind(partner_id)
         .execute(&mut *conn)
         .await?;
-    Ok(stored.id)
+    Ok(stored.into_iter().map(|row| row.id).collect())
+}
+
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    rows: &[Event],
+) -> Result<(), Error> {
+    const COLUMNS: usize = 18;
+    let mut sql = String::from(
+        "INSERT INTO audit_events (id, partner_id, seq, occurred_at, actor, action, vault_id, connection_id,
+             integration, method, host, path, status, outcome, reason, duration_ms, prev_hash, hash) VALUES ",
+    );
+    for n in 0..rows.len() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", n * COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    let mut query = sqlx::query(&sql);
+    for row in rows {
+        query = query
+            .bind(&row.id)
+            .bind(partner_id)
+            .bind(row.seq)
+            .bind(row.occurred_at)
+            .bind(&row.actor)
+            .bind(&row.action)
+            .bind(&row.vault_id)
+            .bind(&row.connection_id)
+            .bind(&row.integration)
+            .bind(&row.method)
+            .bind(&row.host)
+            .bind(&row.path)
+            .bind(row.status)
+            .bind(&row.outcome)
+            .bind(&row.reason)
+            .bind(row.duration_ms)
+            .bind(&row.prev_hash)
+            .bind(&row.hash);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Filters of `GET /v1/audit`.

@@ -6,6 +6,8 @@
 //! transaction, then answers every waiting call. Under load a batch holds many events and
 //! costs one fsync; alone, a call waits for just its own commit. Chain order is commit order.
 
+use std::collections::{BTreeMap, HashMap};
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{self, NewEvent};
@@ -66,6 +68,7 @@ impl AuditBatcher {
 }
 
 async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
+    let mut recently_used = RecentlyUsed::default();
     while let Some(first) = queue.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -78,7 +81,9 @@ async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
             .into_iter()
             .map(|job| (job.done, (job.partner_id, job.event, job.used)))
             .unzip();
-        let result = commit(&db, work).await.map_err(|err| err.to_string());
+        let result = commit(&db, work, &mut recently_used)
+            .await
+            .map_err(|err| err.to_string());
         if let Err(reason) = &result {
             tracing::error!(events = answers.len(), error = %reason, "audit batch failed");
         }
@@ -90,17 +95,24 @@ async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
 
 /// Commits a batch. Lock order matters on PostgreSQL, where several replicas' writers and the
 /// lifecycle transactions run at once: the audit transaction locks only partner rows, in
-/// partner order (a stable sort keeps each chain's order); `last_used_at` is advanced after it,
-/// one row per statement outside any transaction, so this writer never holds a connection row
-/// while it waits for a partner row — the order a revocation takes them in.
-async fn commit(db: &Db, mut work: Vec<(String, NewEvent, Option<String>)>) -> Result<(), Error> {
-    work.sort_by(|a, b| a.0.cmp(&b.0));
+/// partner order, each partner's events appended in arrival order; `last_used_at` is advanced
+/// after it, one row per statement outside any transaction, so this writer never holds a
+/// connection row while it waits for a partner row — the order a revocation takes them in.
+async fn commit(
+    db: &Db,
+    work: Vec<(String, NewEvent, Option<String>)>,
+    recently_used: &mut RecentlyUsed,
+) -> Result<(), Error> {
+    let mut by_partner: BTreeMap<String, Vec<NewEvent>> = BTreeMap::new();
     let mut used: Vec<String> = Vec::new();
-    let mut tx = db.pool().begin().await?;
     for (partner_id, event, connection_id) in work {
-        // audit::append writes first, as every transaction here must (see store::mod).
-        audit::append(&mut tx, &partner_id, event).await?;
+        by_partner.entry(partner_id).or_default().push(event);
         used.extend(connection_id);
+    }
+    let mut tx = db.pool().begin().await?;
+    for (partner_id, events) in by_partner {
+        // audit::append_all writes first, as every transaction here must (see store::mod).
+        audit::append_all(&mut tx, &partner_id, events).await?;
     }
     tx.commit().await?;
 
@@ -108,6 +120,9 @@ async fn commit(db: &Db, mut work: Vec<(String, NewEvent, Option<String>)>) -> R
     used.dedup();
     let now = clock::now_ms();
     for connection_id in used {
+        if !recently_used.due(&connection_id, now) {
+            continue;
+        }
         // Usage metadata only: a failure here loses a timestamp, never an event.
         if let Err(err) = sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
             .bind(now)
@@ -119,4 +134,33 @@ async fn commit(db: &Db, mut work: Vec<(String, NewEvent, Option<String>)>) -> R
         }
     }
     Ok(())
+}
+
+/// `last_used_at` is kept to within [`LAST_USED_PRECISION_MS`]: a connection in steady use costs
+/// one row write per that period, not one per call.
+const LAST_USED_PRECISION_MS: i64 = 30_000;
+
+/// When this writer last advanced each connection's `last_used_at`; bounded by forgetting
+/// entries older than the precision whenever it grows large.
+#[derive(Default)]
+struct RecentlyUsed {
+    written: HashMap<String, i64>,
+}
+
+impl RecentlyUsed {
+    fn due(&mut self, connection_id: &str, now: i64) -> bool {
+        if self
+            .written
+            .get(connection_id)
+            .is_some_and(|at| now - at < LAST_USED_PRECISION_MS)
+        {
+            return false;
+        }
+        if self.written.len() >= 100_000 {
+            self.written
+                .retain(|_, at| now - *at < LAST_USED_PRECISION_MS);
+        }
+        self.written.insert(connection_id.to_owned(), now);
+        true
+    }
 }

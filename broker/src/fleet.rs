@@ -1,27 +1,27 @@
 //! Replicas sharing one store: the store revision that keeps their in-memory caches honest, and
-//! the acknowledgements that make a revocation final on every replica before it returns.
+//! the acknowledgements that make a change final on every replica before the call that made it
+//! returns.
 //!
 //! Every change that must end the use of something a replica may hold in memory (a revoked
 //! connection or vault, a connection that needs re-authorization, a revoked API key, a
 //! suspended partner, a changed integration) calls [`bump`] as the last write of its
 //! transaction. A cached entry remembers the revision it was read at and serves a request only
-//! if no bump has happened since; the requests in flight at one moment share one read of the
-//! revision ([`Fleet::revision`]).
+//! while this replica's known revision ([`Fleet::revision`]) is not newer, so the hot path
+//! reads no revision from the store.
 //!
-//! A revocation also names the connections it revoked. Each replica writes a heartbeat into
-//! `replicas` and watches the revision: for every new one it drops the revoked connections'
-//! cached credentials, waits until its own requests that may still use them are done (the
-//! proxy's [`Gate`]), and acknowledges the revision. The revoking call returns only once every
-//! live replica has acknowledged ([`Fleet::settle`]). A replica whose heartbeat has not reached
-//! the store for the lease period stops forwarding ([`Fleet::lease_held`]), since it may have
-//! missed a revocation; the others stop waiting for it a lease period plus a clock-skew
-//! allowance after its last heartbeat. The allowance is the assumption: replicas' clocks agree
-//! to within it.
+//! Each replica polls the store revision every few milliseconds. For every new one it drops the
+//! revoked connections' cached credentials, raises its known revision, waits until its own
+//! requests that may still use those connections are done (the proxy's [`Gate`]), and writes
+//! its acknowledgement into `replicas`, where a heartbeat also says it is alive. The call that
+//! made the change returns only once every live replica has acknowledged ([`Fleet::settle`],
+//! [`wait_for_replicas`]). A replica whose heartbeat or poll has not reached the store for the
+//! lease period stops forwarding ([`Fleet::lease_held`]), since it may have missed a change;
+//! the others stop waiting for it a lease period plus a clock-skew allowance after its last
+//! heartbeat. The allowance is the assumption: replicas' clocks agree to within it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio::sync::oneshot;
 
 use crate::cache::Cache;
 use crate::clock;
@@ -71,7 +71,7 @@ pub struct FleetSettings {
     /// How long after its last heartbeat a replica stops forwarding, and the others stop
     /// waiting for it (plus `clock_skew`).
     pub lease: Duration,
-    /// Between two looks at the revision for revocations to acknowledge.
+    /// Between two looks at the revision for changes to take in.
     pub poll: Duration,
     /// The largest difference assumed between two replicas' clocks.
     pub clock_skew: Duration,
@@ -82,7 +82,7 @@ impl Default for FleetSettings {
         FleetSettings {
             heartbeat: Duration::from_secs(1),
             lease: Duration::from_secs(10),
-            poll: Duration::from_millis(50),
+            poll: Duration::from_millis(20),
             clock_skew: Duration::from_secs(2),
         }
     }
@@ -95,23 +95,20 @@ pub struct Fleet {
     gate: Arc<Gate>,
     cache: Arc<Cache>,
     settings: FleetSettings,
-    reads: Mutex<Reads>,
-    /// When the last heartbeat that reached the store was sent.
-    last_heartbeat: Mutex<Instant>,
+    /// The store revision whose changes this replica has taken in: cached entries read at an
+    /// older one are not served.
+    known: AtomicI64,
+    /// The highest revision acknowledged in the store (after draining what it revoked).
     acked: Mutex<i64>,
+    /// When the last heartbeat and the last revision poll that reached the store were sent.
+    last_heartbeat: Mutex<Instant>,
+    last_poll: Mutex<Instant>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-/// Requests waiting for the next read of the revision.
-#[derive(Default)]
-struct Reads {
-    reading: bool,
-    waiting: Vec<oneshot::Sender<Result<i64, ()>>>,
-}
-
 impl Fleet {
-    /// Registers this replica and starts its heartbeat and acknowledgement loops. Revisions
-    /// up to the current one are acknowledged at once: this process holds nothing from before.
+    /// Registers this replica and starts its heartbeat and polling loops. Revisions up to the
+    /// current one are acknowledged at once: this process holds nothing from before.
     pub async fn join(
         db: Db,
         gate: Arc<Gate>,
@@ -137,13 +134,14 @@ impl Fleet {
             gate,
             cache,
             settings,
-            reads: Mutex::default(),
-            last_heartbeat: Mutex::new(sent),
+            known: AtomicI64::new(current),
             acked: Mutex::new(current),
+            last_heartbeat: Mutex::new(sent),
+            last_poll: Mutex::new(sent),
             stop,
         });
         tokio::spawn(heartbeats(fleet.clone()));
-        tokio::spawn(acknowledgements(fleet.clone()));
+        tokio::spawn(polls(fleet.clone()));
         tracing::info!(replica_id = %fleet.id, revision = current, "joined the fleet");
         Ok(fleet)
     }
@@ -156,107 +154,40 @@ impl Fleet {
         &self.cache
     }
 
-    /// The store revision, read after this call began. Concurrent callers share one query: a
-    /// caller joins the next read, never one already under way.
-    pub async fn revision(self: &Arc<Self>) -> Result<i64, Error> {
-        let (sender, receiver) = oneshot::channel();
-        let lead = {
-            let mut reads = self.reads.lock().expect("revision reads");
-            reads.waiting.push(sender);
-            !std::mem::replace(&mut reads.reading, true)
-        };
-        if lead {
-            // A task of its own, so a caller that goes away does not strand the others.
-            tokio::spawn(self.clone().read_for_waiting());
+    /// The revision cached entries must have been read at to be served. Fails while this
+    /// replica may have missed a change (see [`Fleet::lease_held`]).
+    pub fn revision(&self) -> Result<i64, Error> {
+        if !self.lease_held() {
+            return Err(Error::State("store_unavailable"));
         }
-        match receiver.await {
-            Ok(Ok(revision)) => Ok(revision),
-            _ => Err(Error::State("store_unavailable")),
-        }
+        Ok(self.known.load(Ordering::SeqCst))
     }
 
-    async fn read_for_waiting(self: Arc<Self>) {
-        loop {
-            let waiting = {
-                let mut reads = self.reads.lock().expect("revision reads");
-                if reads.waiting.is_empty() {
-                    reads.reading = false;
-                    return;
-                }
-                std::mem::take(&mut reads.waiting)
-            };
-            let read = read_revision(&self.db).await;
-            if let Err(err) = &read {
-                tracing::warn!(error = %err, "reading the store revision failed");
-            }
-            let read = read.map_err(|_| ());
-            for sender in waiting {
-                let _ = sender.send(read);
-            }
-        }
-    }
-
-    /// Whether this replica may still forward: its last heartbeat reached the store within
-    /// the lease. Checked right before a credential is sent.
+    /// Whether this replica may still forward: its last heartbeat and its last revision poll
+    /// reached the store within the lease. Checked right before a credential is sent.
     pub fn lease_held(&self) -> bool {
-        let sent = *self.last_heartbeat.lock().expect("heartbeat");
-        sent.elapsed() < self.settings.lease
+        let heartbeat = *self.last_heartbeat.lock().expect("heartbeat");
+        let poll = *self.last_poll.lock().expect("poll");
+        heartbeat.elapsed() < self.settings.lease && poll.elapsed() < self.settings.lease
     }
 
-    /// After a revocation at `revision` has committed: waits for this replica's requests
-    /// still using `connections`, then until every other live replica has acknowledged the
-    /// revision. Bounded by the longest a proxied request may take plus the lease; past that a
-    /// WARN names the replicas that did not answer.
+    /// After a change at `revision` has committed on this replica: drops what it held for the
+    /// revoked `connections`, waits for this replica's requests still using them, then until
+    /// every other live replica has acknowledged the revision. Bounded by the longest a proxied
+    /// request may take plus the lease; past that a WARN names the replicas that did not answer.
     pub async fn settle(&self, revision: i64, connections: &[&str]) {
         for connection_id in connections {
             self.cache.forget_connection(connection_id);
         }
+        self.known.fetch_max(revision, Ordering::SeqCst);
         for connection_id in connections {
             self.gate.drain(connection_id).await;
         }
-        let deadline = Instant::now()
-            + self.gate.upstream_timeout()
+        let deadline = self.gate.upstream_timeout()
             + self.settings.lease
             + self.settings.clock_skew
             + Duration::from_secs(5);
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match self.waiting_for(revision).await {
-                Ok(waiting) if waiting.is_empty() => return,
-                Ok(waiting) if Instant::now() >= deadline => {
-                    tracing::warn!(
-                        revision,
-                        replicas = ?waiting,
-                        "replicas did not acknowledge a revocation in time"
-                    );
-                    return;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "checking revocation acknowledgements failed");
-                    if Instant::now() >= deadline {
-                        return;
-                    }
-                }
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
-    }
-
-    /// Live replicas other than this one that have not acknowledged `revision`.
-    async fn waiting_for(&self, revision: i64) -> Result<Vec<String>, sqlx::Error> {
-        let alive_since =
-            clock::now_ms() - (self.settings.lease + self.settings.clock_skew).as_millis() as i64;
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM replicas WHERE id <> $1 AND acked_revision < $2 AND heartbeat_at > $3",
-        )
-        .bind(&self.id)
-        .bind(revision)
-        .bind(alive_since)
-        .fetch_all(self.db.pool())
-        .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        wait(&self.db, revision, Some(&self.id), self.settings, deadline).await;
     }
 
     /// Leaves the fleet at shutdown, so revocations stop waiting for this replica.
@@ -295,11 +226,14 @@ impl Fleet {
         Ok(())
     }
 
-    /// Acknowledges every revision up to the current one, after dropping and draining what
-    /// each revoked.
-    async fn acknowledge(&self) -> Result<(), sqlx::Error> {
-        let acked = *self.acked.lock().expect("acked");
+    /// Takes in every revision up to the current one: drops what each revoked, raises the
+    /// known revision, drains this replica's requests on the revoked connections, and
+    /// acknowledges.
+    async fn poll(&self) -> Result<(), sqlx::Error> {
+        let sent = Instant::now();
         let current = read_revision(&self.db).await?;
+        *self.last_poll.lock().expect("poll") = sent;
+        let acked = *self.acked.lock().expect("acked");
         if current <= acked {
             return Ok(());
         }
@@ -314,6 +248,7 @@ impl Fleet {
         for (connection_id,) in &revoked {
             self.cache.forget_connection(connection_id);
         }
+        self.known.fetch_max(current, Ordering::SeqCst);
         futures_util::future::join_all(
             revoked
                 .iter()
@@ -364,15 +299,78 @@ async fn heartbeats(fleet: Arc<Fleet>) {
     }
 }
 
-async fn acknowledgements(fleet: Arc<Fleet>) {
+async fn polls(fleet: Arc<Fleet>) {
     let mut stop = fleet.stop.subscribe();
     loop {
-        if let Err(err) = fleet.acknowledge().await {
-            tracing::warn!(error = %err, "acknowledging revocations failed");
+        if let Err(err) = fleet.poll().await {
+            tracing::warn!(error = %err, "polling the store revision failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(fleet.settings.poll) => {}
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The longest [`wait_for_replicas`] waits: a replica may be draining a request for up to the
+/// default upstream deadline before it acknowledges.
+const MAX_WAIT: Duration = Duration::from_secs(80);
+
+/// After a change at `revision` has committed outside any replica's own revocation path (an API
+/// key revoked, a partner suspended from the CLI, an integration changed): waits until every
+/// live replica has taken it in, so that the next request anywhere sees it.
+pub async fn wait_for_replicas(db: &Db, revision: i64) {
+    wait(db, revision, None, FleetSettings::default(), MAX_WAIT).await;
+}
+
+async fn wait(
+    db: &Db,
+    revision: i64,
+    except: Option<&str>,
+    settings: FleetSettings,
+    max_wait: Duration,
+) {
+    let deadline = Instant::now() + max_wait;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match waiting_for(db, revision, except, settings).await {
+            Ok(waiting) if waiting.is_empty() => return,
+            Ok(waiting) if Instant::now() >= deadline => {
+                tracing::warn!(
+                    revision,
+                    replicas = ?waiting,
+                    "replicas did not acknowledge a change in time"
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "checking acknowledgements failed");
+                if Instant::now() >= deadline {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Live replicas (other than `except`) that have not acknowledged `revision`.
+async fn waiting_for(
+    db: &Db,
+    revision: i64,
+    except: Option<&str>,
+    settings: FleetSettings,
+) -> Result<Vec<String>, sqlx::Error> {
+    let alive_since = clock::now_ms() - (settings.lease + settings.clock_skew).as_millis() as i64;
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM replicas WHERE id <> $1 AND acked_revision < $2 AND heartbeat_at > $3",
+    )
+    .bind(except.unwrap_or(""))
+    .bind(revision)
+    .bind(alive_since)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }

@@ -640,8 +640,9 @@ pub async fn update(
     .await?;
     let event = NewEvent::lifecycle(tenant.actor(), "integration.updated").integration(key);
     audit::append(&mut tx, tenant.partner_id(), event).await?;
-    crate::fleet::bump(&mut tx, &[]).await?;
+    let revision = crate::fleet::bump(&mut tx, &[]).await?;
     tx.commit().await?;
+    crate::fleet::wait_for_replicas(db, revision).await;
     Ok(integration)
 }
 
@@ -687,8 +688,9 @@ pub async fn delete(db: &Db, tenant: &Tenant, key: &str) -> Result<(), Error> {
         NewEvent::lifecycle(tenant.actor(), "integration.deleted").integration(key),
     )
     .await?;
-    crate::fleet::bump(&mut tx, &[]).await?;
+    let revision = crate::fleet::bump(&mut tx, &[]).await?;
     tx.commit().await?;
+    crate::fleet::wait_for_replicas(db, revision).await;
     Ok(())
 }
 

@@ -60,6 +60,7 @@ pub async fn create(db: &Db, name: &str) -> Result<(Partner, SecretString), Erro
 /// Sets a partner `active` or `suspended`.
 pub async fn set_status(db: &Db, partner_id: &str, suspended: bool) -> Result<Partner, Error> {
     let status = if suspended { "suspended" } else { "active" };
+    let mut revision = None;
     let mut tx = db.pool().begin().await?;
     let changed = sqlx::query(
         "UPDATE partners SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $1",
@@ -76,7 +77,7 @@ pub async fn set_status(db: &Db, partner_id: &str, suspended: bool) -> Result<Pa
             "partner.resumed"
         };
         audit::append(&mut tx, partner_id, NewEvent::lifecycle("operator", action)).await?;
-        crate::fleet::bump(&mut tx, &[]).await?;
+        revision = Some(crate::fleet::bump(&mut tx, &[]).await?);
     }
     let partner: Option<Partner> =
         sqlx::query_as("SELECT id, name, status, created_at FROM partners WHERE id = $1")
@@ -84,6 +85,9 @@ pub async fn set_status(db: &Db, partner_id: &str, suspended: bool) -> Result<Pa
             .fetch_optional(&mut *tx)
             .await?;
     tx.commit().await?;
+    if let Some(revision) = revision {
+        crate::fleet::wait_for_replicas(db, revision).await;
+    }
     partner.ok_or(Error::NotFound("partner"))
 }
 

@@ -326,7 +326,7 @@ async fn load_connection(
     if !ids::is_valid(Kind::Connection, connection_id) {
         return Err(Error::NotFound("connection"));
     }
-    let revision = ctx.fleet.revision().await?;
+    let revision = ctx.fleet.revision()?;
     let live = ctx
         .fleet
         .cache()

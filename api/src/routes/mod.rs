@@ -25,6 +25,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(hosted::start)
         .service(hosted::paste)
         .service(hosted::callback)
+        // The proxy first: routes are tried in order, and it is the one on every hot path.
+        .route(
+            "/v1/proxy/{connection_id}/{path:.*}",
+            web::route().to(proxy::forward),
+        )
         .service(
             web::scope("/v1")
                 .service(vaults::create)
@@ -48,11 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(connections::deposit)
                 .service(connections::list)
                 .service(connections::get)
-                .service(connections::delete)
-                .route(
-                    "/proxy/{connection_id}/{path:.*}",
-                    web::route().to(proxy::forward),
-                ),
+                .service(connections::delete),
         );
 }
 
