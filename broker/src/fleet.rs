@@ -99,6 +99,8 @@ pub struct Fleet {
     /// When the last heartbeat that reached the store was sent.
     last_heartbeat: Mutex<Instant>,
     acked: Mutex<i64>,
+    /// The latest store revision read, for whatever else follows the store (the master key).
+    seen: tokio::sync::watch::Sender<i64>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -140,6 +142,7 @@ impl Fleet {
             reads: Mutex::default(),
             last_heartbeat: Mutex::new(sent),
             acked: Mutex::new(current),
+            seen: tokio::sync::watch::channel(current).0,
             stop,
         });
         tokio::spawn(heartbeats(fleet.clone()));
@@ -150,6 +153,12 @@ impl Fleet {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The store revision as this replica last read it; changes within a poll period of every
+    /// bump.
+    pub fn revisions(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.seen.subscribe()
     }
 
     pub fn cache(&self) -> &Cache {
@@ -300,6 +309,8 @@ impl Fleet {
     async fn acknowledge(&self) -> Result<(), sqlx::Error> {
         let acked = *self.acked.lock().expect("acked");
         let current = read_revision(&self.db).await?;
+        self.seen
+            .send_if_modified(|seen| std::mem::replace(seen, current) != current);
         if current <= acked {
             return Ok(());
         }
