@@ -4,13 +4,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use connect_broker::keys::{self, KeySource};
 use connect_broker::secret::ExposeSecret;
-use connect_broker::store::master_keys;
 use connect_broker::{ids, partners};
 
 use crate::config::Config;
 use crate::{server, telemetry};
+use master_key::MasterKeyCommand;
+
+mod master_key;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,14 +59,6 @@ enum PartnerCommand {
     },
     /// List partners.
     List,
-}
-
-#[derive(Debug, Subcommand)]
-enum MasterKeyCommand {
-    /// Create the master key in the configured source; refuses to overwrite one.
-    Init,
-    /// Show the source, the versions and the vaults that use each.
-    Status,
 }
 
 /// Parses the command line and runs it.
@@ -116,7 +109,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Partner(command) => partner(command, config).await,
-        Command::MasterKey(command) => master_key(command, config).await,
+        Command::MasterKey(command) => master_key::run(command, config).await,
     }
 }
 
@@ -155,59 +148,4 @@ fn print_partner(partner: &partners::Partner) {
         "{}",
         serde_json::json!({ "partner_id": partner.id, "name": partner.name, "status": partner.status })
     );
-}
-
-async fn master_key(command: MasterKeyCommand, config: Config) -> anyhow::Result<()> {
-    let source = KeySource::parse(config.master_key.as_deref())?;
-    match command {
-        MasterKeyCommand::Init => {
-            let data_dir = config.data_dir.clone();
-            let (resolved, material) =
-                tokio::task::spawn_blocking(move || keys::source::init(&source, &data_dir))
-                    .await??;
-            match material {
-                Some(material) => {
-                    eprintln!(
-                        "set {resolved} to the following value in the service's environment:"
-                    );
-                    println!(
-                        "{}",
-                        material.expose_secret().trim_end().replace('\n', "\\n")
-                    );
-                }
-                None => eprintln!("master key mk1 created in {resolved}"),
-            }
-            Ok(())
-        }
-        MasterKeyCommand::Status => {
-            let db = server::open_database(&config).await?;
-            db.migrate().await.context("database migration failed")?;
-            let outcome = server::load_master_key(&config, &db).await?;
-            let registered = master_keys::list(&db).await?;
-            let in_use = master_keys::vaults_per_version(&db).await?;
-            let versions: Vec<_> = registered
-                .iter()
-                .map(|r| {
-                    let vaults = in_use
-                        .iter()
-                        .find(|(v, _)| *v == r.version)
-                        .map_or(0, |(_, n)| *n);
-                    serde_json::json!({
-                        "version": format!("mk{}", r.version),
-                        "recipient": r.recipient,
-                        "loaded": outcome.ring.recipient(r.version).is_some(),
-                        "retired": r.retired_at.is_some(),
-                        "vaults": vaults,
-                    })
-                })
-                .collect();
-            let status = serde_json::json!({
-                "source": outcome.resolved.to_string(),
-                "current": format!("mk{}", outcome.ring.current_version()),
-                "versions": versions,
-            });
-            println!("{}", serde_json::to_string_pretty(&status)?);
-            Ok(())
-        }
-    }
 }

@@ -44,6 +44,9 @@ pub struct Config {
     pub resolve: Option<String>,
     /// `CONNECT_REFRESH_MARGIN_SECS`: refresh an OAuth token this long before it expires.
     pub refresh_margin_secs: u64,
+    /// `CONNECT_MASTER_KEY_POLL_SECS`: how often a running server looks for a new or retired
+    /// master key version even when the store revision has not moved.
+    pub master_key_poll_secs: u64,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             refresh_margin_secs: 60,
             resolve: None,
             upstream_timeout_secs: 60,
+            master_key_poll_secs: 10,
         }
     }
 }
@@ -77,6 +81,7 @@ const ENV_KEYS: &[&str] = &[
     "refresh_margin_secs",
     "resolve",
     "upstream_timeout_secs",
+    "master_key_poll_secs",
 ];
 
 impl Config {

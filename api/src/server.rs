@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use connect_broker::cache::Cache;
 use connect_broker::fleet::{Fleet, FleetSettings};
+use connect_broker::keys::live::LiveRing;
 use connect_broker::keys::{self, KeySource, LoadOutcome};
 use connect_broker::net::ResolverSettings;
 use connect_broker::oauth::refresh::Refresher;
@@ -84,9 +85,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         FleetSettings::default(),
     )
     .await?;
+    // Retired versions stay out of memory even if the source still holds them.
+    let retired: Vec<i64> = master_keys::list(&db)
+        .await?
+        .into_iter()
+        .filter(|r| r.retired_at.is_some())
+        .map(|r| r.version)
+        .collect();
+    let ring = outcome.ring.without(&retired).with_context(|| {
+        format!(
+            "master key source {} holds only retired versions",
+            outcome.resolved
+        )
+    })?;
+    let keys = Arc::new(LiveRing::new(
+        ring,
+        outcome.resolved.clone(),
+        config.data_dir.clone(),
+    ));
+    connect_broker::keys::live::follow(
+        keys.clone(),
+        db.clone(),
+        fleet.clone(),
+        std::time::Duration::from_secs(config.master_key_poll_secs.max(1)),
+    );
     let state = AppState {
         db: db.clone(),
-        keys: Arc::new(outcome.ring),
+        keys,
         config: Arc::new(config.clone()),
         metrics: telemetry::metrics_handle(),
         http,

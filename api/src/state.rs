@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use connect_broker::connections::RevokeContext;
 use connect_broker::fleet::Fleet;
-use connect_broker::keys::MasterKeyRing;
+use connect_broker::keys::live::LiveRing;
 use connect_broker::oauth::flow::FlowContext;
 use connect_broker::oauth::refresh::Refresher;
 use connect_broker::proxy::{Gate, ProxyContext};
@@ -16,7 +16,8 @@ use crate::config::Config;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub keys: Arc<MasterKeyRing>,
+    /// The master key ring; follows a rotation while the server runs.
+    pub keys: Arc<LiveRing>,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
     /// The one hardened outbound client.
@@ -37,7 +38,7 @@ impl AppState {
     pub fn flow(&self) -> FlowContext<'_> {
         FlowContext {
             db: &self.db,
-            keys: &self.keys,
+            keys: self.keys.current(),
             http: &self.http,
             public_url: &self.config.public_url,
             allow_private: self.config.allow_private_upstreams,
@@ -48,7 +49,7 @@ impl AppState {
         RevokeContext {
             fleet: &self.fleet,
             db: &self.db,
-            keys: &self.keys,
+            keys: self.keys.current(),
             http: &self.http,
             allow_private: self.config.allow_private_upstreams,
         }
@@ -61,7 +62,7 @@ impl AppState {
             audit: &self.audit,
             resolver: &self.resolver,
             db: &self.db,
-            keys: &self.keys,
+            keys: self.keys.current(),
             http: &self.http,
             refresher: &self.refresher,
             allow_private: self.config.allow_private_upstreams,

@@ -41,7 +41,8 @@ pub struct RevokeContext<'a> {
     /// This replica's membership: revocations wait on it for every replica's requests.
     pub fleet: &'a Arc<crate::fleet::Fleet>,
     pub db: &'a Db,
-    pub keys: &'a Arc<MasterKeyRing>,
+    /// The ring as it was when the request began.
+    pub keys: Arc<MasterKeyRing>,
     pub http: &'a reqwest::Client,
     pub allow_private: bool,
 }
@@ -297,7 +298,7 @@ pub async fn revoke_upstream(
             let ctx = RevokeContext {
                 fleet: &fleet,
                 db: &db,
-                keys: &keys,
+                keys,
                 http: &http,
                 allow_private,
             };
@@ -321,7 +322,7 @@ async fn attempt(ctx: &RevokeContext<'_>, held: &Held) -> Revocation {
     if settings.revocation_url.is_none() {
         return Revocation::NotSupported;
     }
-    let Ok(secret) = integrations::client_secret(ctx.db, ctx.keys, &held.integration).await else {
+    let Ok(secret) = integrations::client_secret(ctx.db, &ctx.keys, &held.integration).await else {
         return Revocation::Failed { retry: false };
     };
     let mut outcome = Revocation::Revoked;

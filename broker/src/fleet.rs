@@ -103,6 +103,8 @@ pub struct Fleet {
     /// When the last heartbeat and the last revision poll that reached the store were sent.
     last_heartbeat: Mutex<Instant>,
     last_poll: Mutex<Instant>,
+    /// The latest store revision read, for whatever else follows the store (the master key).
+    seen: tokio::sync::watch::Sender<i64>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -138,6 +140,7 @@ impl Fleet {
             acked: Mutex::new(current),
             last_heartbeat: Mutex::new(sent),
             last_poll: Mutex::new(sent),
+            seen: tokio::sync::watch::channel(current).0,
             stop,
         });
         tokio::spawn(heartbeats(fleet.clone()));
@@ -148,6 +151,12 @@ impl Fleet {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The store revision as this replica last read it; changes within a poll period of every
+    /// bump.
+    pub fn revisions(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.seen.subscribe()
     }
 
     pub fn cache(&self) -> &Cache {
@@ -234,6 +243,8 @@ impl Fleet {
         let current = read_revision(&self.db).await?;
         *self.last_poll.lock().expect("poll") = sent;
         let acked = *self.acked.lock().expect("acked");
+        self.seen
+            .send_if_modified(|seen| std::mem::replace(seen, current) != current);
         if current <= acked {
             return Ok(());
         }

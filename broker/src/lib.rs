@@ -29,6 +29,7 @@ pub mod oauth;
 pub mod pagination;
 pub mod partners;
 pub mod proxy;
+pub mod rotation;
 pub mod secret;
 pub mod settings;
 pub mod store;

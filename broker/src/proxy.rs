@@ -126,7 +126,8 @@ pub struct ProxyContext<'a> {
     /// How names are resolved and vetted (the same settings as the client's resolver).
     pub resolver: &'a net::ResolverSettings,
     pub db: &'a Db,
-    pub keys: &'a Arc<MasterKeyRing>,
+    /// The ring as it was when the request began.
+    pub keys: Arc<MasterKeyRing>,
     pub http: &'a reqwest::Client,
     pub refresher: &'a Refresher,
     pub allow_private: bool,
@@ -397,7 +398,7 @@ async fn open_credential(
                 .refresher
                 .usable(
                     ctx.db,
-                    ctx.keys,
+                    &ctx.keys,
                     integration,
                     connection_id,
                     rejected_version,
@@ -408,7 +409,7 @@ async fn open_credential(
         AuthType::ApiKey => {
             ctx.fleet
                 .cache()
-                .api_key(ctx.db, ctx.keys, &integration.partner_id, connection_id)
+                .api_key(ctx.db, &ctx.keys, &integration.partner_id, connection_id)
                 .await
         }
     }

@@ -141,7 +141,8 @@ pub fn cli(env: &[(String, String)], args: &[&str]) -> Output {
         .expect("run agentsecrets-connect")
 }
 
-fn command(env: &[(String, String)]) -> Command {
+/// The binary with exactly `env` (plus PATH and HOME), to add arguments to.
+pub fn command(env: &[(String, String)]) -> Command {
     let mut command = Command::new(BIN);
     command.env_clear();
     for var in ["PATH", "HOME", "TMPDIR", "DBUS_SESSION_BUS_ADDRESS"] {

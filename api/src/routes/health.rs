@@ -25,11 +25,11 @@ pub async fn healthz() -> HttpResponse {
 #[http_get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.ping().await.is_ok();
-    let master_key = state
-        .keys
+    let keys = state.keys.current();
+    let master_key = keys
         .new_vault_key("vlt_readiness_probe")
         .and_then(|pair| {
-            state.keys.open_vault_key(
+            keys.open_vault_key(
                 "vlt_readiness_probe",
                 pair.master_version,
                 Some(&pair.wrapped),

@@ -48,7 +48,7 @@ pub async fn create(
 
     let integration = integrations::create(
         &state.db,
-        &state.keys,
+        &state.keys.current(),
         &state.http,
         &tenant,
         input,
@@ -144,7 +144,7 @@ pub async fn update(
 
     let integration = integrations::update(
         &state.db,
-        &state.keys,
+        &state.keys.current(),
         &tenant,
         &path,
         changes,

@@ -70,7 +70,7 @@ pub async fn create(
 
     let created = vaults::create(
         &state.db,
-        &state.keys,
+        &state.keys.current(),
         &tenant,
         &body.external_user_id,
         &metadata,

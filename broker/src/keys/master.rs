@@ -87,6 +87,31 @@ impl MasterKeyRing {
         SecretString::from(text)
     }
 
+    /// This ring plus a freshly generated version one above `above` (the highest version ever
+    /// registered, so that a retired number is never reused).
+    pub fn with_new_version(&self, above: i64) -> (MasterKeyRing, i64) {
+        let version = above.max(self.current_version()) + 1;
+        let mut versions = self.versions.clone();
+        versions.insert(version, Identity::generate());
+        (MasterKeyRing { versions }, version)
+    }
+
+    /// This ring without the versions `drop` names; `None` if nothing would remain.
+    pub fn without(&self, drop: &[i64]) -> Option<MasterKeyRing> {
+        let versions: BTreeMap<i64, Identity> = self
+            .versions
+            .iter()
+            .filter(|(v, _)| !drop.contains(v))
+            .map(|(v, id)| (*v, id.clone()))
+            .collect();
+        (!versions.is_empty()).then_some(MasterKeyRing { versions })
+    }
+
+    /// Whether this ring holds `version`.
+    pub fn holds(&self, version: i64) -> bool {
+        self.versions.contains_key(&version)
+    }
+
     /// The version new vault keys are wrapped with.
     pub fn current_version(&self) -> i64 {
         *self
@@ -139,6 +164,44 @@ impl MasterKeyRing {
         let binding = Binding::vault_key(vault_id, master_version);
         let private = seal::open_string(master, &binding, wrapped)?;
         Identity::from_str(private.expose_secret()).map_err(|_| KeyError::Open)
+    }
+
+    /// Rewraps the vault key of `vault_id` from master version `from` to `to`. The vault's own
+    /// identity is unchanged, so nothing sealed to the vault is touched.
+    pub fn rewrap_vault_key(
+        &self,
+        vault_id: &str,
+        from: i64,
+        wrapped: &[u8],
+        to: i64,
+    ) -> Result<Vec<u8>, KeyError> {
+        let private = seal::open(
+            self.identity(from)?,
+            &Binding::vault_key(vault_id, from),
+            wrapped,
+        )?;
+        seal::seal(
+            &self.identity(to)?.to_public(),
+            &Binding::vault_key(vault_id, to),
+            private.expose_secret(),
+        )
+    }
+
+    /// Reseals a blob made by [`MasterKeyRing::seal_to_master`] from version `from` to `to`;
+    /// `binding_of` gives the binding for a version, as when it was sealed.
+    pub fn reseal_to_master(
+        &self,
+        binding_of: impl Fn(i64) -> Binding,
+        from: i64,
+        blob: &[u8],
+        to: i64,
+    ) -> Result<Vec<u8>, KeyError> {
+        let secret = seal::open(self.identity(from)?, &binding_of(from), blob)?;
+        seal::seal(
+            &self.identity(to)?.to_public(),
+            &binding_of(to),
+            secret.expose_secret(),
+        )
     }
 
     /// Seals `secret` to the current master key (integration client secrets, PKCE verifiers).
@@ -222,6 +285,28 @@ mod tests {
         assert!(matches!(
             ring.open_vault_key("vlt_a", 1, None),
             Err(KeyError::VaultKeyDestroyed)
+        ));
+    }
+
+    #[test]
+    fn a_rewrapped_vault_key_opens_with_the_new_version_only() {
+        let (ring, two) = MasterKeyRing::generate().with_new_version(1);
+        assert_eq!(two, 2);
+        let old = MasterKeyRing::parse("test", &ring.to_material())
+            .unwrap()
+            .without(&[2])
+            .unwrap();
+        let pair = old.new_vault_key("vlt_a").unwrap();
+        assert_eq!(pair.master_version, 1);
+        let rewrapped = ring.rewrap_vault_key("vlt_a", 1, &pair.wrapped, 2).unwrap();
+        let opened = ring.open_vault_key("vlt_a", 2, Some(&rewrapped)).unwrap();
+        assert_eq!(opened.to_public().to_string(), pair.recipient);
+        assert!(ring.open_vault_key("vlt_a", 1, Some(&rewrapped)).is_err());
+        assert!(ring.without(&[1]).unwrap().holds(2));
+        assert!(ring.without(&[1, 2]).is_none());
+        assert!(matches!(
+            old.open_vault_key("vlt_a", 2, Some(&rewrapped)),
+            Err(KeyError::UnknownVersion(_))
         ));
     }
 

@@ -3,9 +3,13 @@
 //!
 //! - [`source`]: where the master key lives (keychain, file, environment) and how it is loaded.
 //! - [`master`]: the loaded master key ring and vault-key wrapping.
+//! - [`change`]: adding and removing versions in a source (rotation, retirement).
+//! - [`live`]: the ring a running server holds, reloaded when the database lists a new version.
 //! - [`seal`]: sealing and opening with a binding checked on every open.
 
+pub mod change;
 pub mod keychain;
+pub mod live;
 pub mod master;
 pub mod seal;
 pub mod source;

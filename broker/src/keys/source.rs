@@ -247,7 +247,7 @@ fn read_file(source: &KeySource, path: &Path) -> Result<SecretString, KeyError> 
     Ok(SecretString::from(text))
 }
 
-fn write_new_file(
+pub(super) fn write_new_file(
     source: &KeySource,
     path: &Path,
     material: &SecretString,

@@ -36,7 +36,8 @@ pub const SESSION_TTL_MS: i64 = 30 * 60 * 1000;
 /// What the flow needs from the server.
 pub struct FlowContext<'a> {
     pub db: &'a Db,
-    pub keys: &'a MasterKeyRing,
+    /// The ring as it was when the request began.
+    pub keys: std::sync::Arc<MasterKeyRing>,
     pub http: &'a reqwest::Client,
     pub public_url: &'a str,
     pub allow_private: bool,
@@ -520,7 +521,7 @@ async fn finish(
         _ => None,
     };
     let verifier = verifier.filter(|_| settings.pkce);
-    let secret = integrations::client_secret(ctx.db, ctx.keys, &integration).await?;
+    let secret = integrations::client_secret(ctx.db, &ctx.keys, &integration).await?;
     let redirect =
         integrations::redirect_uri(ctx.public_url, &session.partner_id, &integration.key);
     let exchanged = endpoint::exchange_code(

@@ -79,3 +79,30 @@ pub enum ReconcileError {
     #[error("the master key registry could not be read or written")]
     Store(#[from] sqlx::Error),
 }
+
+/// Records the master key version replica `replica_id` wraps new vault keys with.
+pub async fn report(db: &Db, replica_id: &str, version: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE replicas SET master_key_version = $1
+         WHERE id = $2 AND (master_key_version IS NULL OR master_key_version <> $1)",
+    )
+    .bind(version)
+    .bind(replica_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Replicas whose heartbeat reached the store within `lease`, with the master key version each
+/// reported.
+pub async fn live_replicas(
+    db: &Db,
+    lease: std::time::Duration,
+) -> Result<Vec<(String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, master_key_version FROM replicas WHERE heartbeat_at > $1 ORDER BY id",
+    )
+    .bind(clock::now_ms() - lease.as_millis() as i64)
+    .fetch_all(db.pool())
+    .await
+}
