@@ -44,6 +44,10 @@ pub struct Config {
     pub resolve: Option<String>,
     /// `CONNECT_REFRESH_MARGIN_SECS`: refresh an OAuth token this long before it expires.
     pub refresh_margin_secs: u64,
+    /// `CONNECT_WEBHOOK_RETRY_SCHEDULE`: seconds to wait after each failed webhook attempt,
+    /// comma-separated; when they run out the endpoint is disabled.
+    #[serde(deserialize_with = "text_or_number")]
+    pub webhook_retry_schedule: String,
 }
 
 impl Default for Config {
@@ -61,6 +65,11 @@ impl Default for Config {
             refresh_margin_secs: 60,
             resolve: None,
             upstream_timeout_secs: 60,
+            webhook_retry_schedule: connect_broker::webhooks::delivery::DEFAULT_SCHEDULE_SECS
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
@@ -77,6 +86,7 @@ const ENV_KEYS: &[&str] = &[
     "refresh_margin_secs",
     "resolve",
     "upstream_timeout_secs",
+    "webhook_retry_schedule",
 ];
 
 impl Config {
@@ -127,4 +137,21 @@ impl Config {
         }
         warnings
     }
+}
+
+/// Reads a setting that is text but may look like a number (`CONNECT_WEBHOOK_RETRY_SCHEDULE=5`
+/// arrives from the environment as one).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Integer(u64),
+        Float(f64),
+    }
+    Ok(match TextOrNumber::deserialize(deserializer)? {
+        TextOrNumber::Text(text) => text,
+        TextOrNumber::Integer(n) => n.to_string(),
+        TextOrNumber::Float(n) => n.to_string(),
+    })
 }

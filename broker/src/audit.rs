@@ -195,6 +195,9 @@ pub async fn append(
         .bind(partner_id)
         .execute(&mut *conn)
         .await?;
+    // The webhook outbox: a change that a webhook reports is enqueued by the append that
+    // records it, in the same transaction.
+    crate::webhooks::outbox::enqueue(conn, partner_id, &stored).await?;
     Ok(stored.id)
 }
 

@@ -15,3 +15,4 @@ mod replicas;
 mod sealing;
 mod tenancy;
 mod vaults;
+mod webhooks;

@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod proxy;
 pub mod settings;
 pub mod vaults;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -49,6 +50,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(connections::list)
                 .service(connections::get)
                 .service(connections::delete)
+                .service(webhooks::create)
+                .service(webhooks::list)
+                .service(webhooks::deliveries)
+                .service(webhooks::get)
+                .service(webhooks::delete)
                 .route(
                     "/proxy/{connection_id}/{path:.*}",
                     web::route().to(proxy::forward),
