@@ -47,6 +47,10 @@ pub struct Config {
     /// `CONNECT_MASTER_KEY_POLL_SECS`: how often a running server looks for a new or retired
     /// master key version even when the store revision has not moved.
     pub master_key_poll_secs: u64,
+    /// `CONNECT_WEBHOOK_RETRY_SCHEDULE`: seconds to wait after each failed webhook attempt,
+    /// comma-separated; when they run out the endpoint is disabled.
+    #[serde(deserialize_with = "text_or_number")]
+    pub webhook_retry_schedule: String,
 }
 
 impl Default for Config {
@@ -65,6 +69,11 @@ impl Default for Config {
             resolve: None,
             upstream_timeout_secs: 60,
             master_key_poll_secs: 10,
+            webhook_retry_schedule: connect_broker::webhooks::delivery::DEFAULT_SCHEDULE_SECS
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
@@ -82,6 +91,7 @@ const ENV_KEYS: &[&str] = &[
     "resolve",
     "upstream_timeout_secs",
     "master_key_poll_secs",
+    "webhook_retry_schedule",
 ];
 
 impl Config {
@@ -132,4 +142,21 @@ impl Config {
         }
         warnings
     }
+}
+
+/// Reads a setting that is text but may look like a number (`CONNECT_WEBHOOK_RETRY_SCHEDULE=5`
+/// arrives from the environment as one).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Integer(u64),
+        Float(f64),
+    }
+    Ok(match TextOrNumber::deserialize(deserializer)? {
+        TextOrNumber::Text(text) => text,
+        TextOrNumber::Integer(n) => n.to_string(),
+        TextOrNumber::Float(n) => n.to_string(),
+    })
 }

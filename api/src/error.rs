@@ -41,6 +41,8 @@ pub enum ApiError {
     RouteNotFound,
     #[error("the API key's secret is shown only when it is created")]
     SecretNotReplayable { key_id: String },
+    #[error("the webhook's signing secret is shown only when it is created")]
+    WebhookSecretNotReplayable { webhook_id: String },
 }
 
 /// Everything a problem response needs, decided in one place.
@@ -177,6 +179,16 @@ impl ApiError {
                     "Key already created",
                     "an earlier request with this Idempotency-Key created the key; its secret was shown once \
                      and cannot be shown again. Revoke it and create another if it was lost",
+                )
+            },
+            ApiError::WebhookSecretNotReplayable { webhook_id } => Shape {
+                existing_id: Some(webhook_id.clone()),
+                ..Shape::new(
+                    StatusCode::CONFLICT,
+                    "idempotent_replay_secret_unavailable",
+                    "Webhook already created",
+                    "an earlier request with this Idempotency-Key created the webhook; its signing secret \
+                     was shown once and cannot be shown again. Delete it and create another if it was lost",
                 )
             },
         }

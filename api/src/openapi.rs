@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{api_keys, audit, connections, health, integrations, proxy, settings, vaults};
+use crate::routes::{
+    api_keys, audit, connections, health, integrations, proxy, settings, vaults, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,7 @@ credential value. Errors are RFC 9457 problem details (`application/problem+json
         integrations::providers, integrations::create, integrations::list, integrations::get, integrations::update, integrations::delete,
         settings::get, settings::put,
         connections::create_session, connections::deposit, connections::list, connections::get, connections::delete,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
         proxy::documented,
         health::healthz, health::readyz, health::metrics,
     ),
@@ -34,6 +37,7 @@ credential value. Errors are RFC 9457 problem details (`application/problem+json
         (name = "integrations", description = "Providers and how the partner connects to each"),
         (name = "settings", description = "Partner settings"),
         (name = "connections", description = "Connect sessions and the connections they create"),
+        (name = "webhooks", description = "Signed notifications of connection and vault changes"),
         (name = "proxy", description = "Use a credential without seeing it"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -14,6 +14,7 @@ use connect_broker::net::ResolverSettings;
 use connect_broker::oauth::refresh::Refresher;
 use connect_broker::proxy::Gate;
 use connect_broker::store::{self, Db, master_keys};
+use connect_broker::webhooks::delivery::{DeliverySettings, Worker, parse_schedule};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -48,6 +49,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
     db.migrate().await.context("database migration failed")?;
     let outcome = load_master_key(&config, &db).await?;
+    let schedule = parse_schedule(&config.webhook_retry_schedule)
+        .map_err(|e| anyhow::anyhow!("CONNECT_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
 
     let listener = TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -109,6 +112,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         fleet.clone(),
         std::time::Duration::from_secs(config.master_key_poll_secs.max(1)),
     );
+    let webhooks = Worker::start(
+        db.clone(),
+        keys.clone(),
+        connect_broker::net::client((*resolver).clone()),
+        DeliverySettings {
+            schedule,
+            allow_private: config.allow_private_upstreams,
+            ..DeliverySettings::default()
+        },
+    );
     let state = AppState {
         db: db.clone(),
         keys,
@@ -131,7 +144,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
-    server.run().await?;
+    let served = server.run().await;
+    webhooks.stop().await;
+    served?;
     fleet.leave().await;
     tracing::info!("agentsecrets-connect stopped");
     db.close().await;

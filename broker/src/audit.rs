@@ -204,6 +204,11 @@ pub async fn append_all(
         .bind(partner_id)
         .execute(&mut *conn)
         .await?;
+    // The webhook outbox: a change that a webhook reports is enqueued by the append that
+    // records it, in the same transaction.
+    for row in &stored {
+        crate::webhooks::outbox::enqueue(conn, partner_id, row).await?;
+    }
     Ok(stored.into_iter().map(|row| row.id).collect())
 }
 

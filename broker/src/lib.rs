@@ -9,6 +9,7 @@
 //!   revocation.
 //! - [`proxy`] and [`net`]: the injection proxy and the one hardened outbound client.
 //! - [`fleet`] and [`cache`]: replicas sharing one store, and what each may keep in memory.
+//! - [`webhooks`]: signed notifications of lifecycle changes, through a transactional outbox.
 
 pub mod api_keys;
 pub mod audit;
@@ -35,6 +36,7 @@ pub mod settings;
 pub mod store;
 pub mod validate;
 pub mod vaults;
+pub mod webhooks;
 
 pub use error::{Error, Result};
 pub use sqlx;

@@ -1,5 +1,8 @@
 //! Request and response bodies of the v1 API.
 
+mod webhooks;
+pub use webhooks::*;
+
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;

@@ -16,3 +16,4 @@ mod rotation;
 mod sealing;
 mod tenancy;
 mod vaults;
+mod webhooks;

@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod proxy;
 pub mod settings;
 pub mod vaults;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -53,7 +54,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(connections::deposit)
                 .service(connections::list)
                 .service(connections::get)
-                .service(connections::delete),
+                .service(connections::delete)
+                .service(webhooks::create)
+                .service(webhooks::list)
+                .service(webhooks::deliveries)
+                .service(webhooks::get)
+                .service(webhooks::delete),
         );
 }
 
