@@ -4,6 +4,8 @@
 //! by repeating the request.
 
 mod deposits;
+mod refresh;
+mod revoke;
 
 use std::time::Duration;
 
