@@ -14,5 +14,6 @@ mod peer_selftest;
 mod proxy;
 mod replicas;
 mod sealing;
+mod soak;
 mod tenancy;
 mod vaults;
