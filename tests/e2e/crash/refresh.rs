@@ -19,6 +19,18 @@ use crate::support::{Backend, expect_problem};
 
 on_both_backends!(a_refresh_killed_in_flight_loses_no_refresh_token);
 
+/// Whether a refresh lease is held: the kill landed between taking it and committing.
+async fn lease_held(world: &World, connection: &str) -> bool {
+    let db = world.app.db.connect().await;
+    let (owner,): (Option<String>,) =
+        sqlx::query_as("SELECT refresh_lease_owner FROM connections WHERE id = $1")
+            .bind(connection)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    owner.is_some()
+}
+
 async fn seal_version(world: &World, connection: &str) -> u64 {
     let db = world.app.db.connect().await;
     let (version,): (i64,) = sqlx::query_as("SELECT seal_version FROM connections WHERE id = $1")
@@ -34,7 +46,7 @@ async fn a_refresh_killed_in_flight_loses_no_refresh_token(backend: Backend) {
     let mut connection = world.connect().await;
     // The provider's refresh count that corresponds to `seal_version` 1 of `connection`.
     let mut base = world.provider.token_requests().await.1;
-    let (mut kept, mut cut_short) = (0, 0);
+    let (mut kept, mut cut_short, mut mid_refresh) = (0, 0, 0);
     for _ in 0..KILLS {
         // Access tokens live five seconds and are refreshed one second early: wait until the
         // next call is due to refresh, then make several at once and kill during them.
@@ -55,6 +67,9 @@ async fn a_refresh_killed_in_flight_loses_no_refresh_token(backend: Backend) {
             let _ = call.await.unwrap();
         }
 
+        if lease_held(&world, &connection).await {
+            mid_refresh += 1;
+        }
         let committed = seal_version(&world, &connection).await - 1;
         let requested = world.provider.token_requests().await.1 - base;
         assert!(
@@ -85,8 +100,8 @@ async fn a_refresh_killed_in_flight_loses_no_refresh_token(backend: Backend) {
             world.provider.token_requests().await.1 - (seal_version(&world, &connection).await - 1);
     }
     eprintln!(
-        "{kept} kills around a refresh kept the connection; {cut_short} cut a token request \
-         short at the provider"
+        "{kept} kills around a refresh kept the connection ({mid_refresh} landed while a \
+         refresh lease was held); {cut_short} cut a token request short at the provider"
     );
     assert!(kept > 0, "no kill left a working connection");
     assert_audit_verifies(&world.app).await;
