@@ -11,6 +11,7 @@ use crate::auth::Tenant;
 use crate::clock;
 use crate::credentials;
 use crate::error::Error;
+use crate::idempotency::Idempotency;
 use crate::ids::{self, Kind};
 use crate::integrations::{self, AuthType, Integration};
 use crate::keys::{Binding, MasterKeyRing, seal};
@@ -111,7 +112,8 @@ pub async fn deposit_api_key(
     vault_id: &str,
     integration_key: &str,
     api_key: &SecretString,
-) -> Result<Connection, Error> {
+    idempotency_key: Option<&str>,
+) -> Result<Deposited, Error> {
     let integration = integrations::get(db, tenant, integration_key).await?;
     if integration.auth_type != AuthType::ApiKey {
         return Err(Error::invalid(
@@ -128,8 +130,47 @@ pub async fn deposit_api_key(
         actor: tenant.actor(),
     };
     let secret = crate::secret::secret_bytes(api_key.expose_secret().as_bytes().to_vec());
-    let connection_id = credentials::deposit(db, tenant, deposit, &secret).await?;
-    get(db, tenant, vault_id, &connection_id).await
+    let idem = idempotency_key
+        .map(|key| deposit_fingerprint(key, vault_id, integration_key, api_key))
+        .transpose()?;
+    Ok(
+        match credentials::deposit_once(db, tenant, deposit, &secret, idem.as_ref()).await? {
+            credentials::Deposited::New(id) => {
+                Deposited::New(get(db, tenant, vault_id, &id).await?)
+            }
+            credentials::Deposited::Replayed(id) => {
+                Deposited::Replayed(get(db, tenant, vault_id, &id).await?)
+            }
+        },
+    )
+}
+
+/// A deposit's connection, new or replayed for a repeated `Idempotency-Key`.
+pub enum Deposited {
+    New(Connection),
+    Replayed(Connection),
+}
+
+/// The idempotency fingerprint of a deposit. The key itself is not stored, not even as a
+/// plain hash: it enters the fingerprint hashed together with the idempotency key, so the
+/// stored value is salted per request and says nothing about equal keys elsewhere.
+fn deposit_fingerprint(
+    idempotency_key: &str,
+    vault_id: &str,
+    integration_key: &str,
+    api_key: &SecretString,
+) -> Result<Idempotency, Error> {
+    use sha2::{Digest, Sha256};
+    let mut salted = Sha256::new();
+    salted.update(idempotency_key.as_bytes());
+    salted.update([0]);
+    salted.update(api_key.expose_secret().as_bytes());
+    let request = serde_json::json!({
+        "vault_id": vault_id,
+        "integration": integration_key,
+        "api_key": hex::encode(salted.finalize()),
+    });
+    Idempotency::new(idempotency_key, "connections.deposit", &request)
 }
 
 /// A credential held in memory between local destruction and upstream revocation.

@@ -6,6 +6,7 @@ use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
 use crate::clock;
 use crate::error::Error;
+use crate::idempotency::{self, Idempotency};
 use crate::ids::{self, Kind};
 use crate::keys::master::parse_recipient;
 use crate::keys::{Binding, MasterKeyRing, seal};
@@ -35,6 +36,26 @@ pub async fn deposit(
     deposit_for_partner(db, tenant.partner_id(), deposit, secret).await
 }
 
+/// The connection a deposit stored, or the one an earlier request with the same
+/// `Idempotency-Key` stored.
+pub enum Deposited {
+    New(String),
+    Replayed(String),
+}
+
+/// Like [`deposit`], replaying the first result for a repeated `Idempotency-Key`. The key is
+/// claimed in the transaction that stores the connection, so a retry after a lost answer (or
+/// a crash after the commit) never stores the credential twice.
+pub async fn deposit_once(
+    db: &Db,
+    tenant: &Tenant,
+    deposit: Deposit<'_>,
+    secret: &SecretBytes,
+    idem: Option<&Idempotency>,
+) -> Result<Deposited, Error> {
+    store(db, tenant.partner_id(), deposit, secret, idem).await
+}
+
 /// Deposit on behalf of a partner whose authority was checked elsewhere (a connect session,
 /// which is bound to one vault of one partner).
 pub(crate) async fn deposit_for_partner(
@@ -43,12 +64,31 @@ pub(crate) async fn deposit_for_partner(
     deposit: Deposit<'_>,
     secret: &SecretBytes,
 ) -> Result<String, Error> {
+    match store(db, partner_id, deposit, secret, None).await? {
+        Deposited::New(id) | Deposited::Replayed(id) => Ok(id),
+    }
+}
+
+async fn store(
+    db: &Db,
+    partner_id: &str,
+    deposit: Deposit<'_>,
+    secret: &SecretBytes,
+    idem: Option<&Idempotency>,
+) -> Result<Deposited, Error> {
     if !ids::is_valid(Kind::Vault, deposit.vault_id) {
         return Err(Error::NotFound("vault"));
     }
     let connection_id = ids::new(Kind::Connection);
     let now = clock::now_ms();
     let mut tx = db.pool().begin().await?;
+    if let Some(idem) = idem
+        && let Some(existing) =
+            idempotency::claim(&mut tx, partner_id, idem, &connection_id).await?
+    {
+        tx.rollback().await?;
+        return Ok(Deposited::Replayed(existing));
+    }
     // A write first: it locks the vault row, so a concurrent delete either precedes this
     // deposit (and we see the vault revoked) or waits for it (and revokes what we add).
     let recipient: Option<(String,)> = sqlx::query_as(
@@ -90,7 +130,7 @@ pub(crate) async fn deposit_for_partner(
         .integration(deposit.integration);
     audit::append(&mut tx, partner_id, event).await?;
     tx.commit().await?;
-    Ok(connection_id)
+    Ok(Deposited::New(connection_id))
 }
 
 /// An opened credential and the row facts it was opened under.

@@ -226,6 +226,16 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends SIGKILL and reaps the process: it gets no chance to finish, flush or clean up
+    /// anything. Its database and data directory stay as they are.
+    pub fn kill(&mut self) {
+        // `Child::kill` is SIGKILL on Unix.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -310,6 +320,15 @@ impl TestApp {
             http: reqwest::Client::new(),
             partner,
         }
+    }
+
+    /// SIGKILLs the server and starts a new one on the same environment: same database, same
+    /// master key, same listen address.
+    pub async fn kill_and_restart(&mut self) {
+        self.server.kill();
+        self.server = Server::start(&self.env)
+            .await
+            .unwrap_or_else(|log| panic!("the server failed to restart:\n{log}"));
     }
 
     pub fn url(&self, path: &str) -> String {

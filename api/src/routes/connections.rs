@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, delete as http_delete, get as http_get, post as http_post, web};
 use connect_broker::auth::Scope;
-use connect_broker::connections;
+use connect_broker::connections::{self, Deposited};
 use connect_broker::ids::Kind;
 use connect_broker::oauth::flow;
 use connect_broker::pagination::PageRequest;
@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, Query};
+use crate::extract::{IdempotencyKey, JsonBody, Query};
 use crate::state::AppState;
 
 /// Query of `GET /v1/vaults/{vault_id}/connections`.
@@ -76,15 +76,19 @@ pub async fn create_session(
 /// Deposit an API key into a vault (write-only) for an `api_key` integration.
 #[utoipa::path(
     post, path = "/v1/vaults/{vault_id}/connections", tag = "connections",
-    params(("vault_id" = String, Path, description = "The vault's id")),
+    params(
+        ("vault_id" = String, Path, description = "The vault's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first result for a repeated request"),
+    ),
     request_body = CreateConnection,
     responses(
         (status = 201, description = "Created (the key is never returned)", body = Connection),
+        (status = 200, description = "Replayed: an earlier request with this Idempotency-Key stored the connection", body = Connection),
         (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the connect scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such vault or integration", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an api_key integration, or the key breaks a rule", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an api_key integration, the key breaks a rule, or the Idempotency-Key was used with a different request", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["connect"]))
 )]
@@ -93,16 +97,27 @@ pub async fn deposit(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    idem: IdempotencyKey,
     JsonBody(body): JsonBody<CreateConnection>,
 ) -> ApiResult<HttpResponse> {
     let tenant = caller.require(Scope::Connect)?;
 
     let key = SecretString::from(body.api_key);
 
-    let connection =
-        connections::deposit_api_key(&state.db, &tenant, &path, &body.integration, &key).await?;
+    let deposited = connections::deposit_api_key(
+        &state.db,
+        &tenant,
+        &path,
+        &body.integration,
+        &key,
+        idem.0.as_deref(),
+    )
+    .await?;
 
-    Ok(HttpResponse::Created().json(to_wire(connection)))
+    Ok(match deposited {
+        Deposited::New(connection) => HttpResponse::Created().json(to_wire(connection)),
+        Deposited::Replayed(connection) => HttpResponse::Ok().json(to_wire(connection)),
+    })
 }
 
 /// List a vault's connections (metadata only).

@@ -7,6 +7,13 @@
 //! The rotated token set is committed before the lease is released, so every waiter re-reads
 //! the new version instead of spending the old refresh token — which providers that rotate
 //! refresh tokens would treat as reuse and answer by revoking the whole grant.
+//!
+//! Known gap, which no client of a rotating provider can close: a crash after the provider
+//! rotated the refresh token and before the answer is committed loses the new token (the old
+//! one is spent, the new one was only in this process's memory). The next refresh is then
+//! refused with `invalid_grant` and the connection becomes `reauth_required`; the crash test
+//! `crash::refresh` measures how often a kill lands there. A lease held by a killed process
+//! also blocks that connection's refresh until it expires (`LEASE_MS`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
