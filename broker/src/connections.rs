@@ -111,7 +111,8 @@ pub async fn deposit_api_key(
     integration_key: &str,
     api_key: &SecretString,
 ) -> Result<Connection, Error> {
-    let integration = integrations::get(db, tenant, integration_key).await?;
+    crate::vaults::get(db, tenant, vault_id).await?;
+    let integration = integrations::named_in_body(db, tenant, integration_key).await?;
     if integration.auth_type != AuthType::ApiKey {
         return Err(Error::invalid(
             "integration",
