@@ -173,6 +173,7 @@ fn generate_python_client() -> tempfile::TempDir {
             "--config",
             config.to_str().unwrap(),
             "--meta",
+            "none",
             "--output-path",
             target.to_str().unwrap(),
             "--fail-on-warning",
