@@ -14,7 +14,10 @@ use crate::routes::{api_keys, audit, connections, health, integrations, proxy, s
         description = "Credential infrastructure for platforms: one sealed vault per end user, hosted OAuth \
 consent, and an injection proxy that uses a credential without ever returning it. No endpoint returns a \
 credential value. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.",
-        license(name = "Apache-2.0")
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    servers(
+        (url = "http://127.0.0.1:8080", description = "The default listen address; a deployment serves at its CONNECT_PUBLIC_URL")
     ),
     paths(
         vaults::create, vaults::list, vaults::get, vaults::delete,

@@ -4,6 +4,12 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+/// Never serialises a write-only field (`client_secret`), while the OpenAPI document still lists
+/// it as an accepted, `writeOnly` property (a plain `skip_serializing` would drop it from there).
+fn write_only<T>(_: &T) -> bool {
+    true
+}
+
 /// An RFC 9457 problem: every error answer of the API.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -276,7 +282,8 @@ pub struct IntegrationAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Write-only: accepted, sealed, never returned.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "write_only")]
+    #[cfg_attr(feature = "openapi", schema(write_only))]
     pub client_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
@@ -387,7 +394,8 @@ pub struct UpdateIntegrationAuth {
     #[serde(default)]
     pub client_id: Option<String>,
     /// Write-only.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "write_only")]
+    #[cfg_attr(feature = "openapi", schema(write_only))]
     pub client_secret: Option<String>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
