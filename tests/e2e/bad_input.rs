@@ -9,7 +9,8 @@ on_both_backends!(
     bad_vault_requests_get_a_problem_and_write_nothing,
     bad_list_queries_get_a_problem,
     a_missing_integration_in_a_body_is_422_not_a_missing_vault,
-    a_known_path_with_another_method_is_405_with_allow
+    a_known_path_with_another_method_is_405_with_allow,
+    a_nested_object_sent_as_an_array_is_refused
 );
 
 async fn bad_vault_requests_get_a_problem_and_write_nothing(backend: Backend) {
@@ -269,4 +270,75 @@ async fn a_known_path_with_another_method_is_405_with_allow(backend: Backend) {
         still["status"], "active",
         "a refused method changed nothing"
     );
+}
+
+/// serde fills a struct from a JSON array; a body whose nested object (`api`, `auth`) is sent as
+/// an array is refused (it used to be read as a struct of its positions and applied).
+async fn a_nested_object_sent_as_an_array_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let integration = json!({"key": "arrays", "provider": "custom", "auth": {"type": "api_key"},
+        "api": {"base_url": "https://api.example.com", "allowed_hosts": ["api.example.com"]}});
+    let created = app
+        .post(&app.partner.key, "/v1/integrations", &integration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // (case, method, path, body, field)
+    let cases = [
+        (
+            "patch api",
+            reqwest::Method::PATCH,
+            "/v1/integrations/arrays",
+            json!({"api": [null, null]}),
+            "api",
+        ),
+        (
+            "patch auth",
+            reqwest::Method::PATCH,
+            "/v1/integrations/arrays",
+            json!({"auth": ["id", "secret", null]}),
+            "auth",
+        ),
+        (
+            "create with api",
+            reqwest::Method::POST,
+            "/v1/integrations",
+            json!({"key": "arrays2", "provider": "custom", "auth": {"type": "api_key"},
+                "api": ["https://api.example.com", ["api.example.com"]]}),
+            "api",
+        ),
+    ];
+
+    for (case, method, path, body, field) in cases {
+        let response = app
+            .http
+            .request(method, app.url(path))
+            .bearer_auth(&app.partner.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, 400, "invalid_json").await;
+        assert_eq!(problem["field"], field, "case {case}: {problem}");
+    }
+
+    let stored: Value = app
+        .get(&app.partner.key, "/v1/integrations/arrays")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored["api"]["base_url"], "https://api.example.com",
+        "{stored}"
+    );
+    let missing = app
+        .get(&app.partner.key, "/v1/integrations/arrays2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "nothing was created");
 }

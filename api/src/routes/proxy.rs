@@ -66,7 +66,7 @@ pub async fn forward(
 // the `default` response says so. The problem responses listed are the ones this server adds;
 // an upstream may answer the same statuses with bodies of its own.
 macro_rules! documented {
-    ($($name:ident: $method:ident, $operation_id:tt;)*) => {$(
+    ($($name:ident: $method:ident, $operation_id:tt, [$($body:tt)*];)*) => {$(
         /// Proxy a request to the connection's integration API.
         ///
         /// The method, the path below the integration's base URL, the query, the body and the
@@ -74,7 +74,7 @@ macro_rules! documented {
         /// upstream's status, filtered headers and body come back, echoed credentials redacted,
         /// plus `Connect-Request-Id`.
         #[utoipa::path(
-            $method, path = "/v1/proxy/{connection_id}/{path}", tag = "proxy", operation_id = $operation_id,
+            $method, path = "/v1/proxy/{connection_id}/{path}", tag = "proxy", operation_id = $operation_id, $($body)*
             params(
                 ("connection_id" = String, Path, description = "The connection whose credential is injected", example = "con_01J9ZQ4M8V6W2B3C4D5E6F7G8H"),
                 ("path" = String, Path, description = "The path below the integration's base URL", example = "user/repos"),
@@ -99,9 +99,12 @@ macro_rules! documented {
 }
 
 documented! {
-    documented_get: get, "proxy_get";
-    documented_post: post, "proxy_post";
-    documented_put: put, "proxy_put";
-    documented_patch: patch, "proxy_patch";
-    documented_delete: delete, "proxy_delete";
+    documented_get: get, "proxy_get", [];
+    documented_post: post, "proxy_post", [request_body(content = String, content_type = "application/octet-stream",
+        description = "Forwarded as is, with the caller's own Content-Type (any type; at most 10 MiB)"),];
+    documented_put: put, "proxy_put", [request_body(content = String, content_type = "application/octet-stream",
+        description = "Forwarded as is, with the caller's own Content-Type (any type; at most 10 MiB)"),];
+    documented_patch: patch, "proxy_patch", [request_body(content = String, content_type = "application/octet-stream",
+        description = "Forwarded as is, with the caller's own Content-Type (any type; at most 10 MiB)"),];
+    documented_delete: delete, "proxy_delete", [];
 }
