@@ -39,6 +39,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("no such route")]
     RouteNotFound,
+    /// A documented path asked with a method it does not have; `allow` lists the ones it has.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
     #[error("the API key's secret is shown only when it is created")]
     SecretNotReplayable { key_id: String },
     #[error("the webhook's signing secret is shown only when it is created")]
@@ -55,6 +58,7 @@ struct Shape {
     existing_id: Option<String>,
     retryable: bool,
     www_authenticate: Option<String>,
+    allow: Option<String>,
 }
 
 impl Shape {
@@ -73,6 +77,7 @@ impl Shape {
             existing_id: None,
             retryable: false,
             www_authenticate: None,
+            allow: None,
         }
     }
 
@@ -171,6 +176,15 @@ impl ApiError {
                 "Not found",
                 "no such route",
             ),
+            ApiError::MethodNotAllowed { allow } => Shape {
+                allow: Some(allow.clone()),
+                ..Shape::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "Method not allowed",
+                    "this path does not support the method; see the Allow header",
+                )
+            },
             ApiError::SecretNotReplayable { key_id } => Shape {
                 existing_id: Some(key_id.clone()),
                 ..Shape::new(
@@ -403,6 +417,9 @@ fn problem_response(shape: Shape) -> HttpResponse {
         .and_then(|c| HeaderValue::from_str(&c).ok())
     {
         response.insert_header((header::WWW_AUTHENTICATE, challenge));
+    }
+    if let Some(allow) = shape.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        response.insert_header((header::ALLOW, allow));
     }
     response.json(problem)
 }

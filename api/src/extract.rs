@@ -7,6 +7,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 /// the types themselves (`deny_unknown_fields`).
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + Serialize + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -60,9 +61,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 }
 
 /// Parses `bytes` as `T`, describing failures by position and field, never by value. Every
-/// request body of this API is a JSON object; serde would also fill a struct from an array,
-/// which is refused here.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// request body of this API is a JSON object, and so is every nested structure; serde would
+/// also fill a struct from an array, which is refused here at any depth.
+pub fn parse_json<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(_) => {
@@ -91,7 +92,45 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         detail: "trailing characters after the JSON value".into(),
         field: None,
     })?;
+    let sent: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let read = serde_json::to_value(&value).unwrap_or_default();
+    if let Some(path) = array_read_as_object(&sent, &read, String::new()) {
+        return Err(ApiError::InvalidJson {
+            detail: format!("`{path}` has the wrong type or value; expected an object"),
+            field: Some(path),
+        });
+    }
     Ok(value)
+}
+
+/// The first path where the body sent an array and the parsed value holds an object: serde
+/// filled a struct from a sequence. Compares the body with the parsed value serialised again.
+fn array_read_as_object(
+    sent: &serde_json::Value,
+    read: &serde_json::Value,
+    path: String,
+) -> Option<String> {
+    use serde_json::Value;
+    let join = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    match (sent, read) {
+        (Value::Array(_), Value::Object(_)) => Some(path),
+        (Value::Object(sent), Value::Object(read)) => read.iter().find_map(|(name, value)| {
+            let inner = sent.get(name)?;
+            array_read_as_object(inner, value, join(name))
+        }),
+        (Value::Array(sent), Value::Array(read)) => sent
+            .iter()
+            .zip(read)
+            .enumerate()
+            .find_map(|(i, (s, r))| array_read_as_object(s, r, join(&i.to_string()))),
+        _ => None,
+    }
 }
 
 fn describe_json_error(err: &serde_json::Error, field: Option<&str>) -> String {
@@ -184,12 +223,22 @@ impl FromRequest for IdempotencyKey {
 mod tests {
     use super::*;
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, serde::Serialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Body {
         api_key: String,
         count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize, serde::Serialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        base_url: Option<String>,
+        hosts: Option<Vec<String>>,
     }
 
     fn detail(body: &str) -> String {
@@ -221,6 +270,16 @@ mod tests {
         assert!(
             detail(r#"["x", 1]"#).contains("JSON object"),
             "a struct is not filled from an array"
+        );
+        assert!(
+            detail(r#"{"api_key": "x", "count": 1, "inner": [null, null]}"#)
+                .contains("`inner` has the wrong type or value; expected an object"),
+            "a nested struct is not filled from an array either"
+        );
+        assert!(
+            parse_json::<Body>(br#"{"api_key": "x", "count": 1, "inner": {"hosts": ["a"]}}"#)
+                .is_ok(),
+            "a nested object with an array inside is fine"
         );
     }
 }

@@ -177,7 +177,12 @@ pub fn app(
         )
         .wrap(middleware::from_fn(telemetry::observe))
         .configure(crate::routes::configure)
-        .default_service(web::to(|| async {
-            Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound)
+        .default_service(web::to(|request: actix_web::HttpRequest| async move {
+            // A documented path with another method is 405 with `Allow`, anything else 404.
+            let error = match crate::openapi::allowed_methods(request.path()) {
+                Some(allow) => ApiError::MethodNotAllowed { allow },
+                None => ApiError::RouteNotFound,
+            };
+            Err::<actix_web::HttpResponse, _>(error)
         }))
 }

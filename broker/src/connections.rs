@@ -114,7 +114,8 @@ pub async fn deposit_api_key(
     api_key: &SecretString,
     idempotency_key: Option<&str>,
 ) -> Result<Deposited, Error> {
-    let integration = integrations::get(db, tenant, integration_key).await?;
+    crate::vaults::get(db, tenant, vault_id).await?;
+    let integration = integrations::named_in_body(db, tenant, integration_key).await?;
     if integration.auth_type != AuthType::ApiKey {
         return Err(Error::invalid(
             "integration",

@@ -694,6 +694,16 @@ pub async fn delete(db: &Db, tenant: &Tenant, key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The tenant's integration named in a request body. One that does not exist (or is another
+/// partner's) is a bad field value, 422 on `integration`: a 404 would say that the URL's own
+/// object (the vault) is missing.
+pub async fn named_in_body(db: &Db, tenant: &Tenant, key: &str) -> Result<Integration, Error> {
+    get(db, tenant, key).await.map_err(|err| match err {
+        Error::NotFound(_) => Error::invalid("integration", "names no integration of this partner"),
+        other => other,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

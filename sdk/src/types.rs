@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+/// Never serialises a write-only field (`client_secret`), while the OpenAPI document still lists
+/// it as an accepted, `writeOnly` property (a plain `skip_serializing` would drop it from there).
+fn write_only<T>(_: &T) -> bool {
+    true
+}
+
 /// An RFC 9457 problem: every error answer of the API.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -62,6 +68,7 @@ pub struct CreateVault {
 /// Whether an object can still be used.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!("active")))]
 #[serde(rename_all = "snake_case")]
 pub enum VaultStatus {
     Active,
@@ -90,6 +97,7 @@ pub struct Vault {
 /// A page of vaults.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"id": "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1B", "external_user_id": "u-123", "metadata": {"plan": "pro"}, "status": "active", "created_at": "2026-12-03T18:00:00Z", "revoked_at": null}], "next_cursor": null})))]
 pub struct VaultList {
     pub data: Vec<Vault>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
@@ -111,6 +119,7 @@ pub struct VaultDeleted {
 /// Whether an API key still authenticates.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!("active")))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     Active,
@@ -120,6 +129,7 @@ pub enum KeyStatus {
 /// What an API key may do. `admin` implies every other scope.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!("proxy")))]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Admin,
@@ -136,8 +146,10 @@ pub enum Scope {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// 1 to 100 characters, for people to tell keys apart.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
     /// At least one; only scopes the calling key holds (an `admin` key may grant any).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub scopes: Vec<Scope>,
 }
 
@@ -162,6 +174,7 @@ pub struct ApiKey {
 /// Answer of `POST /v1/api-keys`: the key's metadata and, this once, the key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"id": "key_01JDQ3W2ZK9V7T4S8N6M5R3P1B", "name": "agent runtime", "prefix": "acs_Xk3v9q", "scopes": ["proxy"], "status": "active", "created_at": "2026-12-03T18:00:00Z", "revoked_at": null, "api_key": "acs_Xk3v9q…shown once"})))]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
@@ -172,6 +185,7 @@ pub struct CreatedApiKey {
 /// A page of API keys.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"id": "key_01JDQ3W2ZK9V7T4S8N6M5R3P1B", "name": "agent runtime", "prefix": "acs_Xk3v9q", "scopes": ["proxy"], "status": "active", "created_at": "2026-12-03T18:00:00Z", "revoked_at": null}], "next_cursor": null})))]
 pub struct ApiKeyList {
     pub data: Vec<ApiKey>,
     pub next_cursor: Option<String>,
@@ -213,6 +227,7 @@ pub struct AuditEvent {
 /// A page of audit events, oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"id": "evt_01JDQ3W2ZK9V7T4S8N6M5R3P1A", "seq": 1, "occurred_at": "2026-12-03T18:00:00Z", "actor": "key_01JDQ3W2ZK9V7T4S8N6M5R3P1B", "action": "vault.created", "vault_id": "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1C", "connection_id": null, "integration": null, "method": null, "host": null, "path": null, "status": null, "outcome": "success", "reason": null, "duration_ms": null, "prev_hash": "0000…", "hash": "41ab…"}], "next_cursor": "ZXZ0XzAxSkRRM1cyWks5VjdUNFM4TjZNNVIzUDFB"})))]
 pub struct AuditList {
     pub data: Vec<AuditEvent>,
     pub next_cursor: Option<String>,
@@ -221,6 +236,7 @@ pub struct AuditList {
 /// Where a chain stops holding.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"seq": 7, "event_id": "evt_01JDQ3W2ZK9V7T4S8N6M5R3P1A", "reason": "content_changed"})))]
 pub struct BrokenLink {
     /// Position in the chain (1 = first event).
     pub seq: i64,
@@ -246,6 +262,7 @@ pub struct AuditVerification {
 /// Answer of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"status": "ok", "checks": {"database": "ok", "master_key": "ok"}})))]
 pub struct Health {
     /// `ok` or `unavailable`.
     pub status: String,
@@ -259,6 +276,7 @@ pub struct Health {
 // `Debug` is written by hand below: it leaves out `client_secret`.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"type": "oauth2", "client_id": "Iv1.abc", "client_secret": "write-only", "scopes": ["repo", "read:user"]})))]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationAuth {
     /// `oauth2` (default) or `api_key`.
@@ -267,7 +285,8 @@ pub struct IntegrationAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Write-only: accepted, sealed, never returned.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "write_only")]
+    #[cfg_attr(feature = "openapi", schema(write_only))]
     pub client_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
@@ -296,6 +315,7 @@ pub struct IntegrationAuth {
 /// `api` of an integration: where the proxy may send requests.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"]})))]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationApi {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,9 +328,14 @@ pub struct IntegrationApi {
 /// `inject` of an integration: how the proxy puts the credential on a request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"style": "header", "name": "X-Api-Key"})))]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationInject {
     /// `bearer`, `basic`, `header` or `query`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(bearer|basic|header|query)$")
+    )]
     pub style: String,
     /// The header or query parameter name, for `header` and `query`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,7 +353,15 @@ pub struct IntegrationInject {
 })))]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
-    /// 1 to 64 of `a-z 0-9 - _`; unique per partner.
+    /// 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit; unique per partner.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+        )
+    )]
     pub key: String,
     /// A template from `GET /v1/providers`, or `custom`.
     pub provider: String,
@@ -358,12 +391,14 @@ pub struct UpdateIntegration {
 // `Debug` is written by hand below: it leaves out `client_secret`.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"client_id": "Iv1.def", "client_secret": "write-only", "scopes": ["repo"]})))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegrationAuth {
     #[serde(default)]
     pub client_id: Option<String>,
     /// Write-only.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "write_only")]
+    #[cfg_attr(feature = "openapi", schema(write_only))]
     pub client_secret: Option<String>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
@@ -372,6 +407,7 @@ pub struct UpdateIntegrationAuth {
 /// An integration, without secrets, with the callback URL to register at the provider.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"key": "github", "provider": "github", "auth": {"type": "oauth2", "client_id": "Iv1.abc", "scopes": ["repo", "read:user"]}, "api": {"base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"]}, "inject": {"style": "bearer"}, "redirect_uri": "https://connect.example.com/oauth/callback/ptn_01JDQ3W2ZK9V7T4S8N6M5R3P1D/github", "created_at": "2026-12-03T18:00:00Z"})))]
 pub struct Integration {
     pub key: String,
     pub provider: String,
@@ -386,6 +422,7 @@ pub struct Integration {
 /// The tenant's integrations.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"key": "openai", "provider": "custom", "auth": {"type": "api_key"}, "api": {"base_url": "https://api.openai.com", "allowed_hosts": ["api.openai.com"]}, "inject": {"style": "bearer"}, "redirect_uri": "https://connect.example.com/oauth/callback/ptn_01JDQ3W2ZK9V7T4S8N6M5R3P1D/github", "created_at": "2026-12-03T18:00:00Z"}], "next_cursor": null})))]
 pub struct IntegrationList {
     pub data: Vec<Integration>,
     pub next_cursor: Option<String>,
@@ -394,6 +431,7 @@ pub struct IntegrationList {
 /// A built-in provider template.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"key": "github", "name": "GitHub", "authorization_url": "https://github.com/login/oauth/authorize", "token_url": "https://github.com/login/oauth/access_token", "revocation_url": null, "scope_separator": " ", "pkce": true, "token_auth": "client_secret_post", "default_scopes": ["read:user"], "api_base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"]})))]
 pub struct Provider {
     pub key: String,
     pub name: String,
@@ -411,6 +449,7 @@ pub struct Provider {
 /// The provider catalog.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"key": "github", "name": "GitHub", "authorization_url": "https://github.com/login/oauth/authorize", "token_url": "https://github.com/login/oauth/access_token", "revocation_url": null, "scope_separator": " ", "pkce": true, "token_auth": "client_secret_post", "default_scopes": ["read:user"], "api_base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"]}], "next_cursor": null})))]
 pub struct ProviderList {
     pub data: Vec<Provider>,
     pub next_cursor: Option<String>,
@@ -441,6 +480,7 @@ pub struct CreateConnectSession {
 /// A connect session. Give `url` to the end user; it is single use and expires.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"id": "cs_01JDQ3W2ZK9V7T4S8N6M5R3P1A", "url": "https://connect.example.com/connect/Zk9V7T4S8N6M5R3P1A", "expires_at": "2026-12-03T18:30:00Z"})))]
 pub struct ConnectSession {
     pub id: String,
     pub url: String,
@@ -490,6 +530,7 @@ pub struct Connection {
 /// A page of connections.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"id": "con_01JDQ3W2ZK9V7T4S8N6M5R3P1A", "vault_id": "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1B", "integration": "github", "status": "active", "scopes": ["repo"], "expires_at": "2026-12-03T19:00:00Z", "created_at": "2026-12-03T18:00:00Z", "last_used_at": null}], "next_cursor": null})))]
 pub struct ConnectionList {
     pub data: Vec<Connection>,
     pub next_cursor: Option<String>,
@@ -498,6 +539,7 @@ pub struct ConnectionList {
 /// Answer of `DELETE /v1/vaults/{vault_id}/connections/{connection_id}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"id": "con_01JDQ3W2ZK9V7T4S8N6M5R3P1A", "status": "revoked", "upstream_revocation": "revoked"})))]
 pub struct ConnectionDeleted {
     pub id: String,
     pub status: String,

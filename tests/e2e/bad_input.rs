@@ -7,7 +7,10 @@ use crate::support::{Backend, TestApp, expect_problem};
 
 on_both_backends!(
     bad_vault_requests_get_a_problem_and_write_nothing,
-    bad_list_queries_get_a_problem
+    bad_list_queries_get_a_problem,
+    a_missing_integration_in_a_body_is_422_not_a_missing_vault,
+    a_known_path_with_another_method_is_405_with_allow,
+    a_nested_object_sent_as_an_array_is_refused
 );
 
 async fn bad_vault_requests_get_a_problem_and_write_nothing(backend: Backend) {
@@ -139,4 +142,203 @@ async fn bad_list_queries_get_a_problem(backend: Backend) {
             "case {case} echoes the input"
         );
     }
+}
+
+/// A deposit or connect session naming an integration the partner does not have is a bad field
+/// value: 422 on `integration`. It used to answer 404, which says the vault in the URL is gone.
+async fn a_missing_integration_in_a_body_is_422_not_a_missing_vault(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let vault = app.create_vault("u-named").await;
+    let missing_vault = "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
+    // (case, path, body, status, code)
+    let cases = [
+        (
+            "deposit",
+            format!("/v1/vaults/{vault}/connections"),
+            json!({"integration": "nope", "api_key": "k-123456"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "connect session",
+            format!("/v1/vaults/{vault}/connect-sessions"),
+            json!({"integration": "nope"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "deposit, missing vault",
+            format!("/v1/vaults/{missing_vault}/connections"),
+            json!({"integration": "nope", "api_key": "k-123456"}),
+            404,
+            "not_found",
+        ),
+        (
+            "connect session, missing vault",
+            format!("/v1/vaults/{missing_vault}/connect-sessions"),
+            json!({"integration": "nope"}),
+            404,
+            "not_found",
+        ),
+    ];
+
+    for (case, path, body, status, code) in cases {
+        let response = app
+            .post(&app.partner.key, &path, &body)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, status, code).await;
+        if status == 422 {
+            assert_eq!(problem["field"], "integration", "case {case}: {problem}");
+        }
+    }
+
+    let connections: Value = app
+        .get(&app.partner.key, &format!("/v1/vaults/{vault}/connections"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(connections["data"], json!([]), "nothing was deposited");
+}
+
+/// A documented path asked with a method it lacks answers 405 with `Allow`; an unknown path
+/// stays 404.
+async fn a_known_path_with_another_method_is_405_with_allow(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let vault = app.create_vault("u-methods").await;
+    // (case, method, path, Allow)
+    let cases = [
+        (
+            "trace a collection",
+            "TRACE",
+            "/v1/vaults".to_owned(),
+            "GET, POST",
+        ),
+        (
+            "put a vault",
+            "PUT",
+            format!("/v1/vaults/{vault}"),
+            "GET, DELETE",
+        ),
+        ("post health", "POST", "/healthz".to_owned(), "GET"),
+        (
+            "delete settings",
+            "DELETE",
+            "/v1/settings".to_owned(),
+            "GET, PUT",
+        ),
+    ];
+
+    for (case, method, path, allow) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .http
+            .request(method, app.url(&path))
+            .bearer_auth(&app.partner.key)
+            .send()
+            .await
+            .unwrap();
+        let got = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        expect_problem(response, 405, "method_not_allowed").await;
+        assert_eq!(got, allow, "case {case}: Allow");
+    }
+
+    let unknown = app
+        .get(&app.partner.key, "/v1/nothing-here")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(unknown, 404, "not_found").await;
+    let still: Value = app
+        .get(&app.partner.key, &format!("/v1/vaults/{vault}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        still["status"], "active",
+        "a refused method changed nothing"
+    );
+}
+
+/// serde fills a struct from a JSON array; a body whose nested object (`api`, `auth`) is sent as
+/// an array is refused (it used to be read as a struct of its positions and applied).
+async fn a_nested_object_sent_as_an_array_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let integration = json!({"key": "arrays", "provider": "custom", "auth": {"type": "api_key"},
+        "api": {"base_url": "https://api.example.com", "allowed_hosts": ["api.example.com"]}});
+    let created = app
+        .post(&app.partner.key, "/v1/integrations", &integration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // (case, method, path, body, field)
+    let cases = [
+        (
+            "patch api",
+            reqwest::Method::PATCH,
+            "/v1/integrations/arrays",
+            json!({"api": [null, null]}),
+            "api",
+        ),
+        (
+            "patch auth",
+            reqwest::Method::PATCH,
+            "/v1/integrations/arrays",
+            json!({"auth": ["id", "secret", null]}),
+            "auth",
+        ),
+        (
+            "create with api",
+            reqwest::Method::POST,
+            "/v1/integrations",
+            json!({"key": "arrays2", "provider": "custom", "auth": {"type": "api_key"},
+                "api": ["https://api.example.com", ["api.example.com"]]}),
+            "api",
+        ),
+    ];
+
+    for (case, method, path, body, field) in cases {
+        let response = app
+            .http
+            .request(method, app.url(path))
+            .bearer_auth(&app.partner.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, 400, "invalid_json").await;
+        assert_eq!(problem["field"], field, "case {case}: {problem}");
+    }
+
+    let stored: Value = app
+        .get(&app.partner.key, "/v1/integrations/arrays")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored["api"]["base_url"], "https://api.example.com",
+        "{stored}"
+    );
+    let missing = app
+        .get(&app.partner.key, "/v1/integrations/arrays2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404, "nothing was created");
 }

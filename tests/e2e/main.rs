@@ -6,6 +6,7 @@ mod support;
 mod api_keys;
 mod audit;
 mod bad_input;
+mod conformance;
 mod crash;
 mod master_key;
 mod oauth;

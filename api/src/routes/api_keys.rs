@@ -33,14 +33,14 @@ pub struct ListKeys {
 ///
 /// Needs an `admin` key. The new key is in the answer once and never again.
 #[utoipa::path(
-    post, path = "/v1/api-keys", tag = "api-keys",
+    post, path = "/v1/api-keys", tag = "api-keys", operation_id = "create_api_key",
     request_body = CreateApiKey,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A repeat answers 409 naming the key: its secret is not shown twice")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$", description = "A repeat answers 409 naming the key: its secret is not shown twice")),
     responses(
         (status = 201, description = "Created; `api_key` is shown only now", body = CreatedApiKey),
         (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 409, description = "Already created by an earlier request with this Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -82,13 +82,13 @@ pub async fn create(
 
 /// List API keys, revoked ones included.
 #[utoipa::path(
-    get, path = "/v1/api-keys", tag = "api-keys",
+    get, path = "/v1/api-keys", tag = "api-keys", operation_id = "list_api_keys",
     params(ListKeys),
     responses(
         (status = 200, description = "A page of keys (metadata only)", body = ApiKeyList),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
@@ -113,12 +113,12 @@ pub async fn list(
 
 /// Revoke an API key. It fails on its next request.
 #[utoipa::path(
-    delete, path = "/v1/api-keys/{key_id}", tag = "api-keys",
+    delete, path = "/v1/api-keys/{key_id}", tag = "api-keys", operation_id = "revoke_api_key",
     params(("key_id" = String, Path, description = "The key's id (`key_…`)")),
     responses(
         (status = 200, description = "Revoked", body = ApiKey),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such key (or another partner's)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))

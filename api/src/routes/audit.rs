@@ -33,13 +33,13 @@ pub struct ListEvents {
 
 /// List audit events, oldest first.
 #[utoipa::path(
-    get, path = "/v1/audit", tag = "audit",
+    get, path = "/v1/audit", tag = "audit", operation_id = "list_audit_events",
     params(ListEvents),
     responses(
         (status = 200, description = "A page of events", body = AuditList),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the audit scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the audit scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["audit"]))
@@ -69,11 +69,11 @@ pub async fn list(
 
 /// Recompute the hash chain and name the first broken link.
 #[utoipa::path(
-    get, path = "/v1/audit/verify", tag = "audit",
+    get, path = "/v1/audit/verify", tag = "audit", operation_id = "verify_audit_chain",
     responses(
         (status = 200, description = "The verification result (`ok` false names the first broken event)", body = AuditVerification),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the audit scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the audit scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
     ),
     security(("api_key" = ["audit"]))
 )]

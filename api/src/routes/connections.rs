@@ -32,17 +32,19 @@ pub struct ListConnections {
 
 /// Start a connect session: a single-use URL for the end user, valid 30 minutes.
 #[utoipa::path(
-    post, path = "/v1/vaults/{vault_id}/connect-sessions", tag = "connections",
+    post, path = "/v1/vaults/{vault_id}/connect-sessions", tag = "connections", operation_id = "create_connect_session",
     params(("vault_id" = String, Path, description = "The vault's id")),
     request_body = CreateConnectSession,
     responses(
         (status = 201, description = "Created", body = ConnectSession),
         (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the connect scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the connect scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such vault or integration", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The vault is revoked", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "return_url is not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["connect"]))
 )]
@@ -75,7 +77,7 @@ pub async fn create_session(
 
 /// Deposit an API key into a vault (write-only) for an `api_key` integration.
 #[utoipa::path(
-    post, path = "/v1/vaults/{vault_id}/connections", tag = "connections",
+    post, path = "/v1/vaults/{vault_id}/connections", tag = "connections", operation_id = "deposit_api_key",
     params(
         ("vault_id" = String, Path, description = "The vault's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first result for a repeated request"),
@@ -85,10 +87,12 @@ pub async fn create_session(
         (status = 201, description = "Created (the key is never returned)", body = Connection),
         (status = 200, description = "Replayed: an earlier request with this Idempotency-Key stored the connection", body = Connection),
         (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the connect scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such vault or integration", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an api_key integration, the key breaks a rule, or the Idempotency-Key was used with a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the connect scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
+        (status = 404, description = "No such vault (or another partner's)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The integration does not exist or is not an api_key integration, the key breaks a rule, or the Idempotency-Key was used with a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["connect"]))
 )]
@@ -122,12 +126,13 @@ pub async fn deposit(
 
 /// List a vault's connections (metadata only).
 #[utoipa::path(
-    get, path = "/v1/vaults/{vault_id}/connections", tag = "connections",
+    get, path = "/v1/vaults/{vault_id}/connections", tag = "connections", operation_id = "list_connections",
     params(("vault_id" = String, Path, description = "The vault's id"), ListConnections),
     responses(
         (status = 200, description = "A page of connections", body = ConnectionList),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
+        (status = 400, description = "A query parameter has the wrong type", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such vault", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
     ),
@@ -154,12 +159,12 @@ pub async fn list(
 
 /// Get a connection (metadata only).
 #[utoipa::path(
-    get, path = "/v1/vaults/{vault_id}/connections/{connection_id}", tag = "connections",
+    get, path = "/v1/vaults/{vault_id}/connections/{connection_id}", tag = "connections", operation_id = "get_connection",
     params(("vault_id" = String, Path, description = "The vault's id"), ("connection_id" = String, Path, description = "The connection's id")),
     responses(
         (status = 200, description = "The connection", body = Connection),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such connection", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["vaults"]))
@@ -179,12 +184,12 @@ pub async fn get(
 
 /// Revoke a connection: locally at once, and at the provider (RFC 7009, best effort).
 #[utoipa::path(
-    delete, path = "/v1/vaults/{vault_id}/connections/{connection_id}", tag = "connections",
+    delete, path = "/v1/vaults/{vault_id}/connections/{connection_id}", tag = "connections", operation_id = "revoke_connection",
     params(("vault_id" = String, Path, description = "The vault's id"), ("connection_id" = String, Path, description = "The connection's id")),
     responses(
         (status = 200, description = "Revoked; `upstream_revocation` says what the provider answered", body = ConnectionDeleted),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such connection", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["vaults"]))

@@ -6,7 +6,7 @@ use connect_sdk::types::Health;
 use crate::state::AppState;
 
 /// Liveness: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", security(()),
     responses((status = 200, description = "Up", body = Health)))]
 #[http_get("/healthz")]
 pub async fn healthz() -> HttpResponse {
@@ -17,7 +17,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: the database answers and the master key can wrap and unwrap a vault key.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "A dependency is unavailable", body = Health),
@@ -57,7 +57,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics: request counts and latencies by route pattern, method and status.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 #[http_get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -24,15 +24,17 @@ use crate::state::AppState;
 /// endpoints or only an `issuer` (discovery). `client_secret` is sealed and never returned. The
 /// answer names the `redirect_uri` to register at the provider.
 #[utoipa::path(
-    post, path = "/v1/integrations", tag = "integrations",
+    post, path = "/v1/integrations", tag = "integrations", operation_id = "create_integration",
     request_body = CreateIntegration,
     responses(
         (status = 201, description = "Created", body = Integration),
         (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 409, description = "An integration with this key exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule (or discovery failed)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
 )]
@@ -61,11 +63,11 @@ pub async fn create(
 
 /// List integrations.
 #[utoipa::path(
-    get, path = "/v1/integrations", tag = "integrations",
+    get, path = "/v1/integrations", tag = "integrations", operation_id = "list_integrations",
     responses(
         (status = 200, description = "Every integration of the partner", body = IntegrationList),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
     ),
     security(("api_key" = ["admin"]))
 )]
@@ -84,12 +86,12 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 
 /// Get an integration.
 #[utoipa::path(
-    get, path = "/v1/integrations/{key}", tag = "integrations",
+    get, path = "/v1/integrations/{key}", tag = "integrations", operation_id = "get_integration",
     params(("key" = String, Path, description = "The integration's key")),
     responses(
         (status = 200, description = "The integration", body = Integration),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such integration", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
@@ -109,16 +111,18 @@ pub async fn get(
 
 /// Change an integration's client, scopes, API target or injection style.
 #[utoipa::path(
-    patch, path = "/v1/integrations/{key}", tag = "integrations",
+    patch, path = "/v1/integrations/{key}", tag = "integrations", operation_id = "update_integration",
     params(("key" = String, Path, description = "The integration's key")),
     request_body = UpdateIntegration,
     responses(
         (status = 200, description = "The updated integration", body = Integration),
         (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such integration", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
 )]
@@ -157,12 +161,12 @@ pub async fn update(
 
 /// Delete an integration that no active connection uses.
 #[utoipa::path(
-    delete, path = "/v1/integrations/{key}", tag = "integrations",
+    delete, path = "/v1/integrations/{key}", tag = "integrations", operation_id = "delete_integration",
     params(("key" = String, Path, description = "The integration's key")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such integration", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Connections still use it", body = Problem, content_type = "application/problem+json"),
     ),
@@ -183,10 +187,10 @@ pub async fn delete(
 
 /// List the built-in provider templates.
 #[utoipa::path(
-    get, path = "/v1/providers", tag = "integrations",
+    get, path = "/v1/providers", tag = "integrations", operation_id = "list_providers",
     responses(
         (status = 200, description = "The catalog", body = ProviderList),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
     ),
     security(("api_key" = []))
 )]

@@ -61,25 +61,50 @@ pub async fn forward(
     Ok(response.streaming(inbound.body))
 }
 
-/// Proxy a request (any method) to the connection's integration API.
-#[utoipa::path(
-    get, path = "/v1/proxy/{connection_id}/{path}", tag = "proxy",
-    params(
-        ("connection_id" = String, Path, description = "The connection whose credential is injected"),
-        ("path" = String, Path, description = "The path below the integration's base URL"),
-    ),
-    responses(
-        (status = 200, description = "The upstream's answer, passed through (any status)"),
-        (status = 401, description = "Missing or invalid API key", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the proxy scope", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such connection", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "connection_revoked or reauth_required", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "host_not_allowed", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "upstream_unreachable, response_too_large or integration_misconfigured", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "upstream_unavailable (the token endpoint is failing) or refresh_in_progress; retryable", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-        (status = 504, description = "upstream_timeout", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = ["proxy"]))
-)]
-#[allow(dead_code)]
-fn documented() {}
+// The route takes every method; the document lists the common ones, each under its own operation
+// id. Whatever the upstream answers (any status, any content type, any body) is passed through:
+// the `default` response says so. The problem responses listed are the ones this server adds;
+// an upstream may answer the same statuses with bodies of its own.
+macro_rules! documented {
+    ($($name:ident: $method:ident, $operation_id:tt, [$($body:tt)*];)*) => {$(
+        /// Proxy a request to the connection's integration API.
+        ///
+        /// The method, the path below the integration's base URL, the query, the body and the
+        /// caller's non-sensitive headers are forwarded with the credential injected. The
+        /// upstream's status, filtered headers and body come back, echoed credentials redacted,
+        /// plus `Connect-Request-Id`.
+        #[utoipa::path(
+            $method, path = "/v1/proxy/{connection_id}/{path}", tag = "proxy", operation_id = $operation_id, $($body)*
+            params(
+                ("connection_id" = String, Path, description = "The connection whose credential is injected", example = "con_01J9ZQ4M8V6W2B3C4D5E6F7G8H"),
+                ("path" = String, Path, description = "The path below the integration's base URL", example = "user/repos"),
+            ),
+            responses(
+                (status = 401, description = "Missing or invalid API key", body = connect_sdk::types::Problem, content_type = "application/problem+json",
+                    headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
+                (status = 403, description = "insufficient_scope (the key lacks the proxy scope) or host_not_allowed", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 404, description = "No such connection (or another partner's)", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 409, description = "connection_revoked, reauth_required or vault_revoked", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 413, description = "The request body exceeds 10 MiB", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 502, description = "upstream_unreachable, response_too_large, upstream_encoding_refused or integration_misconfigured", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 503, description = "upstream_unavailable (the token endpoint is failing) or refresh_in_progress; retryable", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 504, description = "upstream_timeout", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = "default", description = "The upstream's answer, passed through: any status, any content type, any body", body = serde_json::Value, content_type = "*/*"),
+            ),
+            security(("api_key" = ["proxy"]))
+        )]
+        #[allow(dead_code)]
+        fn $name() {}
+    )*};
+}
+
+documented! {
+    documented_get: get, "proxy_get", [];
+    documented_post: post, "proxy_post", [request_body(content = String, content_type = "application/octet-stream",
+        description = "Forwarded as is, with the caller's own Content-Type (any type; at most 10 MiB)"),];
+    documented_put: put, "proxy_put", [request_body(content = String, content_type = "application/octet-stream",
+        description = "Forwarded as is, with the caller's own Content-Type (any type; at most 10 MiB)"),];
+    documented_patch: patch, "proxy_patch", [request_body(content = String, content_type = "application/octet-stream",
+        description = "Forwarded as is, with the caller's own Content-Type (any type; at most 10 MiB)"),];
+    documented_delete: delete, "proxy_delete", [];
+}

@@ -33,15 +33,15 @@ pub struct ListVaults {
 /// Generates the vault's key pair; the private half is stored wrapped by the master key. A
 /// second active vault for the same `external_user_id` answers 409 with `existing_id`.
 #[utoipa::path(
-    post, path = "/v1/vaults", tag = "vaults",
+    post, path = "/v1/vaults", tag = "vaults", operation_id = "create_vault",
     request_body = CreateVault,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first result for a repeated request")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$", description = "Replays the first result for a repeated request")),
     responses(
         (status = 201, description = "Created", body = Vault),
         (status = 200, description = "Replayed: an earlier request with this Idempotency-Key created the vault", body = Vault),
         (status = 400, description = "Malformed JSON or unknown field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 409, description = "A vault for this external_user_id exists", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -86,13 +86,13 @@ pub async fn create(
 
 /// List vaults, oldest first.
 #[utoipa::path(
-    get, path = "/v1/vaults", tag = "vaults",
+    get, path = "/v1/vaults", tag = "vaults", operation_id = "list_vaults",
     params(ListVaults),
     responses(
         (status = 200, description = "A page of vaults", body = VaultList),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 422, description = "Invalid limit, cursor or external_user_id", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["vaults"]))
@@ -117,12 +117,12 @@ pub async fn list(
 
 /// Get a vault.
 #[utoipa::path(
-    get, path = "/v1/vaults/{vault_id}", tag = "vaults",
+    get, path = "/v1/vaults/{vault_id}", tag = "vaults", operation_id = "get_vault",
     params(("vault_id" = String, Path, description = "The vault's id (`vlt_…`)")),
     responses(
         (status = 200, description = "The vault", body = Vault),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such vault (or another partner's)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["vaults"]))
@@ -145,12 +145,12 @@ pub async fn get(
 /// Whatever was sealed to this vault can never be opened again. Deleting a deleted vault
 /// answers the same way.
 #[utoipa::path(
-    delete, path = "/v1/vaults/{vault_id}", tag = "vaults",
+    delete, path = "/v1/vaults/{vault_id}", tag = "vaults", operation_id = "delete_vault",
     params(("vault_id" = String, Path, description = "The vault's id (`vlt_…`)")),
     responses(
         (status = 200, description = "Revoked", body = VaultDeleted),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge, with error=\"invalid_token\" for a bad key"))),
+        (status = 403, description = "The key lacks the vaults scope", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "Bearer challenge with error=\"insufficient_scope\" and the scope needed"))),
         (status = 404, description = "No such vault (or another partner's)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["vaults"]))

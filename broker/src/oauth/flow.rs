@@ -72,7 +72,7 @@ pub async fn create_session(
     if vault.status != "active" {
         return Err(Error::State("vault_revoked"));
     }
-    integrations::get(ctx.db, tenant, integration_key).await?;
+    integrations::named_in_body(ctx.db, tenant, integration_key).await?;
     if let Some(url) = return_url
         && !settings::return_urls(ctx.db, tenant.partner_id())
             .await?
