@@ -12,6 +12,7 @@ mod operations;
 mod peer_selftest;
 mod proxy;
 mod replicas;
+mod sdk;
 mod sealing;
 mod tenancy;
 mod vaults;
