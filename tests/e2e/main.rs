@@ -15,6 +15,7 @@ mod peer_selftest;
 mod proxy;
 mod replicas;
 mod rotation;
+mod sdk;
 mod sealing;
 mod soak;
 mod tenancy;
