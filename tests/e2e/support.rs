@@ -200,7 +200,8 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Kills the process with SIGKILL (no shutdown of any kind) and waits for it to be gone.
+    /// Kills the process with SIGKILL (no shutdown of any kind, no flush, no clean-up) and
+    /// waits for it to be gone. Its database and data directory stay as they are.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -223,16 +224,6 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Server {
-    /// Sends SIGKILL and reaps the process: it gets no chance to finish, flush or clean up
-    /// anything. Its database and data directory stay as they are.
-    pub fn kill(&mut self) {
-        // `Child::kill` is SIGKILL on Unix.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
