@@ -39,6 +39,20 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
         connect_broker::credentials::deposit(&db, &tenant, dep(&vault, "owned"), &secret)
             .await
             .unwrap();
+    let hook: Value = app
+        .post(
+            &owner.key,
+            "/v1/webhooks",
+            &json!({"url": "https://93.184.215.14/hooks", "events": ["vault.revoked"]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let missing_hook = "whk_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
     let intruder = app.new_partner("intruder");
     let missing_vault = "vlt_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
     let missing_key = "key_01JDQ3W2ZK9V7T4S8N6M5R3P1A";
@@ -61,6 +75,24 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
             reqwest::Method::DELETE,
             format!("/v1/api-keys/{key_id}"),
             format!("/v1/api-keys/{missing_key}"),
+        ),
+        (
+            "get webhook",
+            reqwest::Method::GET,
+            format!("/v1/webhooks/{hook_id}"),
+            format!("/v1/webhooks/{missing_hook}"),
+        ),
+        (
+            "webhook deliveries",
+            reqwest::Method::GET,
+            format!("/v1/webhooks/{hook_id}/deliveries"),
+            format!("/v1/webhooks/{missing_hook}/deliveries"),
+        ),
+        (
+            "delete webhook",
+            reqwest::Method::DELETE,
+            format!("/v1/webhooks/{hook_id}"),
+            format!("/v1/webhooks/{missing_hook}"),
         ),
     ];
     for (case, method, foreign, missing) in cases {
@@ -93,6 +125,7 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
         "/v1/vaults".to_owned(),
         format!("/v1/audit?vault_id={vault}"),
         "/v1/api-keys".to_owned(),
+        "/v1/webhooks".to_owned(),
     ];
     for list in lists {
         let body: Value = app
@@ -105,7 +138,7 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
             .unwrap();
         let text = body.to_string();
         assert!(
-            !text.contains(&vault) && !text.contains(&key_id),
+            !text.contains(&vault) && !text.contains(&key_id) && !text.contains(&hook_id),
             "{list} leaks the owner's ids: {text}"
         );
         assert!(
@@ -155,6 +188,15 @@ async fn another_partners_ids_answer_404_and_reveal_nothing(backend: Backend) {
         .unwrap()
         .clone();
     assert_eq!(agent["status"], "active");
+    let hook: Value = app
+        .get(&owner.key, &format!("/v1/webhooks/{hook_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hook["status"], "active");
     let con: Value = app
         .get(
             &owner.key,
