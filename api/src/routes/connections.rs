@@ -80,7 +80,7 @@ pub async fn create_session(
     post, path = "/v1/vaults/{vault_id}/connections", tag = "connections", operation_id = "deposit_api_key",
     params(
         ("vault_id" = String, Path, description = "The vault's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first result for a repeated request"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$", description = "Replays the first result for a repeated request"),
     ),
     request_body = CreateConnection,
     responses(

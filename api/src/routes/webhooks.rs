@@ -38,9 +38,9 @@ pub struct ListPage {
 /// `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retried with backoff
 /// for about a day, and the endpoint is disabled when every retry of an event failed.
 #[utoipa::path(
-    post, path = "/v1/webhooks", tag = "webhooks",
+    post, path = "/v1/webhooks", tag = "webhooks", operation_id = "create_webhook",
     request_body = CreateWebhook,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A repeat answers 409 naming the endpoint: its secret is not shown twice")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$", description = "A repeat answers 409 naming the endpoint: its secret is not shown twice")),
     responses(
         (status = 201, description = "Created; `secret` is shown only now", body = CreatedWebhook),
         (status = 400, description = "Malformed JSON, unknown field or unknown event type", body = Problem, content_type = "application/problem+json"),
@@ -98,7 +98,7 @@ pub async fn create(
 
 /// List webhook endpoints.
 #[utoipa::path(
-    get, path = "/v1/webhooks", tag = "webhooks",
+    get, path = "/v1/webhooks", tag = "webhooks", operation_id = "list_webhooks",
     params(ListPage),
     responses(
         (status = 200, description = "A page of endpoints (no secrets)", body = WebhookList),
@@ -129,7 +129,7 @@ pub async fn list(
 
 /// Get a webhook endpoint (without its secret).
 #[utoipa::path(
-    get, path = "/v1/webhooks/{webhook_id}", tag = "webhooks",
+    get, path = "/v1/webhooks/{webhook_id}", tag = "webhooks", operation_id = "get_webhook",
     params(("webhook_id" = String, Path, description = "The endpoint's id (`whk_…`)")),
     responses(
         (status = 200, description = "The endpoint; `status` is `disabled` once retries ran out", body = Webhook),
@@ -154,7 +154,7 @@ pub async fn get(
 
 /// Delete a webhook endpoint, its secret and its pending deliveries.
 #[utoipa::path(
-    delete, path = "/v1/webhooks/{webhook_id}", tag = "webhooks",
+    delete, path = "/v1/webhooks/{webhook_id}", tag = "webhooks", operation_id = "delete_webhook",
     params(("webhook_id" = String, Path, description = "The endpoint's id (`whk_…`)")),
     responses(
         (status = 200, description = "Deleted; the endpoint as it was, with status `deleted`", body = Webhook),
@@ -179,7 +179,7 @@ pub async fn delete(
 
 /// List an endpoint's deliveries: one per event, with its attempts and last outcome.
 #[utoipa::path(
-    get, path = "/v1/webhooks/{webhook_id}/deliveries", tag = "webhooks",
+    get, path = "/v1/webhooks/{webhook_id}/deliveries", tag = "webhooks", operation_id = "list_webhook_deliveries",
     params(("webhook_id" = String, Path, description = "The endpoint's id (`whk_…`)"), ListPage),
     responses(
         (status = 200, description = "A page of deliveries, oldest event first", body = WebhookDeliveryList),
