@@ -1,8 +1,9 @@
 //! Master-key rotation: moving everything sealed to older master key versions onto the newest,
 //! and retiring a version once nothing uses it.
 //!
-//! Three kinds of rows are sealed to the master key: vault keys (`vaults.wrapped_key`),
-//! integration client secrets and the PKCE verifiers of connect sessions still in flight.
+//! Four kinds of rows are sealed to the master key: vault keys (`vaults.wrapped_key`),
+//! integration client secrets, webhook signing secrets (`webhooks.secret_sealed`) and the PKCE
+//! verifiers of connect sessions still in flight.
 //! Credentials are sealed to vault keys, not to the master key, so a rotation never reads or
 //! writes them: a rewrapped vault key is the same vault identity under a new wrapping.
 //!
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::fleet::{self, FleetSettings};
 use crate::keys::{Binding, MasterKeyRing};
 use crate::store::{Db, master_keys};
+use crate::webhooks;
 
 /// Rows rewrapped per transaction unless the operator asks otherwise.
 pub const DEFAULT_BATCH: i64 = 500;
@@ -30,12 +32,13 @@ pub struct VersionUsage {
     pub version: i64,
     pub vault_keys: i64,
     pub client_secrets: i64,
+    pub webhook_secrets: i64,
     pub pkce_verifiers: i64,
 }
 
 impl VersionUsage {
     pub fn total(&self) -> i64 {
-        self.vault_keys + self.client_secrets + self.pkce_verifiers
+        self.vault_keys + self.client_secrets + self.webhook_secrets + self.pkce_verifiers
     }
 }
 
@@ -44,13 +47,15 @@ impl VersionUsage {
 pub enum Sealed {
     VaultKeys,
     ClientSecrets,
+    WebhookSecrets,
     PkceVerifiers,
 }
 
 impl Sealed {
-    pub const ALL: [Sealed; 3] = [
+    pub const ALL: [Sealed; 4] = [
         Sealed::VaultKeys,
         Sealed::ClientSecrets,
+        Sealed::WebhookSecrets,
         Sealed::PkceVerifiers,
     ];
 
@@ -58,6 +63,7 @@ impl Sealed {
         match self {
             Sealed::VaultKeys => "vault keys",
             Sealed::ClientSecrets => "integration client secrets",
+            Sealed::WebhookSecrets => "webhook signing secrets",
             Sealed::PkceVerifiers => "connect-session PKCE verifiers",
         }
     }
@@ -91,6 +97,10 @@ pub async fn usage(db: &Db) -> Result<Vec<VersionUsage>> {
                 "SELECT master_key_version, COUNT(*) FROM integrations
                  WHERE client_secret_sealed IS NOT NULL GROUP BY master_key_version"
             }
+            Sealed::WebhookSecrets => {
+                "SELECT master_key_version, COUNT(*) FROM webhooks
+                 WHERE secret_sealed IS NOT NULL GROUP BY master_key_version"
+            }
             Sealed::PkceVerifiers => {
                 "SELECT master_key_version, COUNT(*) FROM connect_sessions
                  WHERE verifier_sealed IS NOT NULL GROUP BY master_key_version"
@@ -106,6 +116,7 @@ pub async fn usage(db: &Db) -> Result<Vec<VersionUsage>> {
             match kind {
                 Sealed::VaultKeys => entry.vault_keys = count,
                 Sealed::ClientSecrets => entry.client_secrets = count,
+                Sealed::WebhookSecrets => entry.webhook_secrets = count,
                 Sealed::PkceVerifiers => entry.pkce_verifiers = count,
             }
         }
@@ -184,6 +195,10 @@ pub async fn rewrap_batch(
              FROM integrations WHERE client_secret_sealed IS NOT NULL AND master_key_version < $1
              ORDER BY partner_id, integration_key LIMIT $2"
         }
+        Sealed::WebhookSecrets => {
+            "SELECT id, partner_id, master_key_version, secret_sealed FROM webhooks
+             WHERE secret_sealed IS NOT NULL AND master_key_version < $1 ORDER BY id LIMIT $2"
+        }
         Sealed::PkceVerifiers => {
             "SELECT id, partner_id, master_key_version, verifier_sealed FROM connect_sessions
              WHERE verifier_sealed IS NOT NULL AND master_key_version < $1 ORDER BY id LIMIT $2"
@@ -207,6 +222,12 @@ pub async fn rewrap_batch(
             Sealed::VaultKeys => ring.rewrap_vault_key(&first, from, &blob, target),
             Sealed::ClientSecrets => ring.reseal_to_master(
                 |v| Binding::partner_secret("client_secret", &first, &second, v),
+                from,
+                &blob,
+                target,
+            ),
+            Sealed::WebhookSecrets => ring.reseal_to_master(
+                |v| webhooks::secret_binding(&second, &first, v),
                 from,
                 &blob,
                 target,
@@ -241,6 +262,15 @@ pub async fn rewrap_batch(
                 "UPDATE integrations SET client_secret_sealed = $1, master_key_version = $2
                  WHERE partner_id = $3 AND integration_key = $4 AND master_key_version = $5
                      AND client_secret_sealed = $6",
+            )
+            .bind(sealed)
+            .bind(target)
+            .bind(first)
+            .bind(second),
+            Sealed::WebhookSecrets => sqlx::query(
+                "UPDATE webhooks SET secret_sealed = $1, master_key_version = $2
+                 WHERE id = $3 AND partner_id = $4 AND master_key_version = $5
+                     AND secret_sealed = $6",
             )
             .bind(sealed)
             .bind(target)
@@ -287,9 +317,10 @@ pub enum RetireError {
     #[error("mk{0} is the current master key version; rotate to a new one first")]
     Current(i64),
     #[error(
-        "mk{} still seals {} vault keys, {} integration client secrets and {} PKCE verifiers; \
-         run `agentsecrets-connect master-key rotate` until it reports the rotation complete",
-        .0.version, .0.vault_keys, .0.client_secrets, .0.pkce_verifiers
+        "mk{} still seals {} vault keys, {} integration client secrets, {} webhook signing \
+         secrets and {} PKCE verifiers; run `agentsecrets-connect master-key rotate` until it \
+         reports the rotation complete",
+        .0.version, .0.vault_keys, .0.client_secrets, .0.webhook_secrets, .0.pkce_verifiers
     )]
     InUse(VersionUsage),
     #[error(

@@ -9,11 +9,13 @@ use connect_broker::keys::{KeyError, MasterKeyRing};
 use connect_broker::secret::{ExposeSecret, SecretString, secret_bytes};
 use connect_broker::store::Db;
 use connect_broker::{credentials, integrations};
+use connect_sdk::webhooks::{self as verifier, WebhookHeaders};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::peers::httpbin;
 use crate::support::{Backend, Server, TestApp, TestDb, cli, command, dep};
+use crate::webhooks::receiver::Receiver;
 
 on_both_backends!(
     rotating_a_key_file_rewraps_everything_and_retiring_removes_the_old_version,
@@ -71,7 +73,8 @@ fn version_entry<'a>(status: &'a Value, version: &str) -> &'a Value {
 async fn rotating_a_key_file_rewraps_everything_and_retiring_removes_the_old_version(
     backend: Backend,
 ) {
-    let app = TestApp::spawn(backend).await;
+    // Private upstreams allowed so that a webhook may point at a receiver on loopback.
+    let app = TestApp::spawn_with(backend, &[("CONNECT_ALLOW_PRIVATE_UPSTREAMS", "true")]).await;
     let db = app.db.connect().await;
     let tenant = Tenant::operator(&app.partner.id);
     let old_ring = app.master_ring();
@@ -97,11 +100,22 @@ async fn rotating_a_key_file_rewraps_everything_and_retiring_removes_the_old_ver
         .await
         .unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let receiver = Receiver::answering(204).await;
+    let webhook_secret =
+        crate::webhooks::register(&app, &receiver.url, &["vault.revoked"]).await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let before = stdout_json(&app.cli(&["master-key", "status"]));
     assert_eq!(before["rotation"]["state"], "none", "{before}");
     assert_eq!(version_entry(&before, "mk1")["vaults"], 3, "{before}");
     assert_eq!(
         version_entry(&before, "mk1")["client_secrets"],
+        1,
+        "{before}"
+    );
+    assert_eq!(
+        version_entry(&before, "mk1")["webhook_secrets"],
         1,
         "{before}"
     );
@@ -128,6 +142,16 @@ async fn rotating_a_key_file_rewraps_everything_and_retiring_removes_the_old_ver
     assert_eq!(version_entry(&after, "mk1")["vaults"], 0, "{after}");
     assert_eq!(version_entry(&after, "mk2")["vaults"], 3, "{after}");
     assert_eq!(version_entry(&after, "mk2")["client_secrets"], 1, "{after}");
+    assert_eq!(
+        version_entry(&after, "mk1")["webhook_secrets"],
+        0,
+        "{after}"
+    );
+    assert_eq!(
+        version_entry(&after, "mk2")["webhook_secrets"],
+        1,
+        "{after}"
+    );
     let new_ring = app.master_ring();
     assert_eq!(new_ring.versions().collect::<Vec<_>>(), vec![1, 2]);
     for (connection, canary) in &deposits {
@@ -155,12 +179,48 @@ async fn rotating_a_key_file_rewraps_everything_and_retiring_removes_the_old_ver
     let status = stdout_json(&app.cli(&["master-key", "status"]));
     assert_eq!(version_entry(&status, "mk1")["retired"], true, "{status}");
     assert_eq!(status["rotation"]["state"], "none", "{status}");
+    assert_eq!(
+        version_entry(&status, "mk2")["webhook_secrets"],
+        1,
+        "{status}"
+    );
     for (connection, canary) in &deposits {
         let opened = credentials::open(&db, &app.master_ring(), &tenant, connection)
             .await
             .unwrap();
         assert_eq!(opened.secret.expose_secret(), canary.as_bytes());
     }
+
+    // The webhook registered under mk1 still signs, with the secret it was given, an event
+    // that happens after mk1 is gone.
+    let late = app.create_vault("u-rot-after-retire").await;
+    let deleted = app
+        .delete(&app.partner.key, &format!("/v1/vaults/{late}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let received = receiver
+        .wait_for("the event after retiring", Duration::from_secs(60), |r| {
+            r.iter().any(|request| request.accepted())
+        })
+        .await;
+    let request = received.iter().find(|r| r.accepted()).unwrap();
+    let headers = WebhookHeaders {
+        id: request.header("webhook-id"),
+        timestamp: request.header("webhook-timestamp"),
+        signature: request.header("webhook-signature"),
+    };
+    verifier::verify(
+        &webhook_secret,
+        &headers,
+        &request.body,
+        Duration::from_secs(300),
+    )
+    .expect("the delivery after retiring is signed with the registered secret");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["type"], "vault.revoked", "{body}");
+    assert_eq!(body["data"]["vault_id"], late.as_str(), "{body}");
 
     // A copy of the database with only the old version opens nothing any more.
     for (connection, _) in &deposits {

@@ -129,6 +129,7 @@ async fn status(config: Config) -> anyhow::Result<()> {
                 "retired": r.retired_at.is_some(),
                 "vaults": usage.vault_keys,
                 "client_secrets": usage.client_secrets,
+                "webhook_secrets": usage.webhook_secrets,
                 "pkce_verifiers": usage.pkce_verifiers,
             })
         })

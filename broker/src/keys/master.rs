@@ -204,7 +204,8 @@ impl MasterKeyRing {
         )
     }
 
-    /// Seals `secret` to the current master key (integration client secrets, PKCE verifiers).
+    /// Seals `secret` to the current master key (integration client secrets, webhook signing
+    /// secrets, PKCE verifiers).
     /// Returns the blob and the master version it needs.
     pub fn seal_to_master(
         &self,

@@ -298,8 +298,8 @@ pub async fn deliveries(
     Ok(Page::from_rows(rows, page, |d| &d.event_id))
 }
 
-/// The binding of an endpoint's sealed signing secret.
-fn secret_binding(partner_id: &str, webhook_id: &str, master_version: i64) -> Binding {
+/// The binding of an endpoint's sealed signing secret (also used by master-key rotation).
+pub(crate) fn secret_binding(partner_id: &str, webhook_id: &str, master_version: i64) -> Binding {
     Binding::partner_secret(SEAL_PURPOSE, partner_id, webhook_id, master_version)
 }
 
