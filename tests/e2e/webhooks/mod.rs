@@ -2,7 +2,7 @@
 //! one `webhook-id`, the outbox surviving a killed server, and disabling a dead endpoint.
 
 mod delivery;
-mod receiver;
+pub(crate) mod receiver;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
