@@ -436,7 +436,7 @@ async fn a_webhook_is_registered_read_and_deleted_through_the_sdk(backend: Backe
         .try_collect()
         .await
         .unwrap();
-    assert_eq!(left, [other.webhook.id.clone()]);
+    assert_eq!(left, [other.webhook.id.as_str()]);
     let logs = app.server.logs();
     assert!(!logs.contains(&secret), "the secret is in the log");
     assert!(!logs.contains(KEY), "the key is in the log");
