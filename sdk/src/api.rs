@@ -6,6 +6,8 @@
 //! [`ConnectApi::proxy_call`] for the proxy; the typed calls are built on them and grouped by
 //! resource: `api.vaults().create(..)`, `api.connections().list(vault_id, ..)`, …
 
+mod webhooks;
+
 use std::future::Future;
 
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
@@ -18,6 +20,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::proxy::{Proxy, ProxyRequest, ProxyResponse};
 use crate::query::{AuditParams, NewApiKey, PageParams, Paged, VaultParams};
+pub use webhooks::Webhooks;
+
 use crate::types::{
     ApiKey, ApiKeyList, AuditList, AuditVerification, ConnectSession, Connection,
     ConnectionDeleted, ConnectionList, CreateApiKey, CreateConnectSession, CreateConnection,
@@ -124,6 +128,11 @@ pub trait ConnectApi: Send + Sync {
     /// `/v1/audit` and `/v1/audit/verify`.
     fn audit(&self) -> Audit<'_, Self> {
         Audit(self)
+    }
+
+    /// `/v1/webhooks`: endpoints that hear about lifecycle changes.
+    fn webhooks(&self) -> Webhooks<'_, Self> {
+        Webhooks(self)
     }
 
     /// `/v1/proxy/{connection_id}/…`: use the connection's credential without seeing it.

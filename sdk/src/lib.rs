@@ -6,7 +6,8 @@
 //! client deserialises them. None of them carries a credential value back to a caller; the only
 //! secrets ever returned are a newly minted API key (once, which the client hands over as a
 //! [`secrecy::SecretString`] in [`NewApiKey`]) and a new webhook's signing secret (once, in
-//! [`types::CreatedWebhook`]).
+//! [`types::CreatedWebhook`], which the client hands over as a [`secrecy::SecretString`] in
+//! [`NewWebhook`]).
 //!
 //! [`webhooks`] verifies the signature of a webhook a receiver got.
 //!
@@ -18,6 +19,9 @@
 //! - 429 and 503 answers, and connection failures of requests that are safe to repeat, are
 //!   retried with backoff, honouring `Retry-After` ([`RetryPolicy`]); creating POSTs carry an
 //!   `Idempotency-Key`, the same on every retry, so a retry never creates twice;
+//! - resources are grouped: `api_keys()`, `vaults()`, `connect_sessions()`, `connections()`,
+//!   `integrations()`, `settings()`, `audit()` and `webhooks()` (register an endpoint, list,
+//!   get and delete endpoints, read an endpoint's deliveries);
 //! - lists stream: `client.vaults().list(params).into_stream()` fetches page after page;
 //! - `client.proxy(connection_id).get("/user").send()` calls the upstream API with the
 //!   credential injected by the server.
@@ -103,7 +107,7 @@ mod query;
 #[cfg(feature = "client")]
 pub use api::{
     ApiAnswer, ApiKeys, ApiRequest, Audit, ConnectApi, ConnectSessions, Connections, Integrations,
-    List, PartnerSettings, Vaults,
+    List, PartnerSettings, Vaults, Webhooks,
 };
 #[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder, RetryPolicy};
@@ -112,6 +116,6 @@ pub use error::{Error, Result};
 #[cfg(feature = "client")]
 pub use proxy::{Proxy, ProxyBuilder, ProxyRequest, ProxyResponse};
 #[cfg(feature = "client")]
-pub use query::{AuditParams, NewApiKey, PageParams, Paged, VaultParams};
+pub use query::{AuditParams, NewApiKey, NewWebhook, PageParams, Paged, VaultParams};
 #[cfg(feature = "client")]
 pub use secrecy;

@@ -1,11 +1,12 @@
 //! What the client sends besides the wire types: list filters and page positions, and the
-//! one answer that holds a secret (a newly minted API key).
+//! two answers that hold a secret (a newly minted API key, a new webhook's signing secret).
 
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
 use crate::types::{
     ApiKey, ApiKeyList, AuditEvent, AuditList, Connection, ConnectionList, Vault, VaultList,
+    Webhook, WebhookDelivery, WebhookDeliveryList, WebhookList,
 };
 
 /// `limit` and `cursor` of a list. Streams start from `cursor` and follow `next_cursor`.
@@ -107,6 +108,8 @@ paged!(
     ConnectionList => Connection,
     AuditList => AuditEvent,
     ApiKeyList => ApiKey,
+    WebhookList => Webhook,
+    WebhookDeliveryList => WebhookDelivery,
 );
 
 /// Answer of `POST /v1/api-keys`: the key's metadata and, this once, the key as a secret.
@@ -117,4 +120,14 @@ paged!(
 pub struct NewApiKey {
     pub key: ApiKey,
     pub api_key: SecretString,
+}
+
+/// Answer of `POST /v1/webhooks`: the endpoint and, this once, its signing secret as a secret.
+///
+/// `Debug` prints the endpoint and `[REDACTED]` for the secret; read it with
+/// [`secrecy::ExposeSecret::expose_secret`] (for [`crate::webhooks::verify`]).
+#[derive(Debug)]
+pub struct NewWebhook {
+    pub webhook: Webhook,
+    pub secret: SecretString,
 }

@@ -1,12 +1,16 @@
 //! The SDK's client against the real server: a vault's life from creation to revocation, an
-//! API-key connection used through the proxy builder, streaming pagination, and problem details
-//! arriving as typed errors.
+//! API-key connection used through the proxy builder, streaming pagination, problem details
+//! arriving as typed errors, and a webhook endpoint registered, read and deleted.
+
+use std::time::{Duration, Instant};
 
 use connect_sdk::secrecy::ExposeSecret;
 use connect_sdk::types::{
-    CreateApiKey, CreateConnection, CreateIntegration, CreateVault, IntegrationApi,
-    IntegrationAuth, IntegrationInject, Scope, VaultStatus,
+    CreateApiKey, CreateConnection, CreateIntegration, CreateVault, CreateWebhook, DeliveryStatus,
+    IntegrationApi, IntegrationAuth, IntegrationInject, Scope, VaultStatus, WebhookEventType,
+    WebhookStatus,
 };
+use connect_sdk::webhooks::{self as verifier, WebhookHeaders};
 use connect_sdk::{AuditParams, Client, ConnectApi, Error, PageParams, RetryPolicy, VaultParams};
 use futures_util::TryStreamExt;
 use serde_json::Value;
@@ -14,12 +18,14 @@ use serde_json::Value;
 use crate::on_both_backends;
 use crate::peers::httpbin;
 use crate::support::{Backend, TestApp};
+use crate::webhooks::receiver::Receiver;
 
 const KEY: &str = "canary-sdk-deposit-7Qx";
 
 on_both_backends!(
     a_vault_lives_from_creation_to_revocation_through_the_sdk,
     problems_arrive_as_typed_errors_and_foreign_ids_are_not_found,
+    a_webhook_is_registered_read_and_deleted_through_the_sdk,
 );
 
 fn client_for(app: &TestApp, key: &str) -> Client {
@@ -272,4 +278,166 @@ async fn problems_arrive_as_typed_errors_and_foreign_ids_are_not_found(backend: 
         (refused.status(), refused.code()),
         (Some(401), Some("invalid_api_key"))
     );
+}
+
+async fn a_webhook_is_registered_read_and_deleted_through_the_sdk(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("CONNECT_ALLOW_PRIVATE_UPSTREAMS", "true"),
+            ("CONNECT_WEBHOOK_RETRY_SCHEDULE", "1"),
+        ],
+    )
+    .await;
+    let client = client_for(&app, &app.partner.key);
+    let receiver = Receiver::answering(204).await;
+
+    let created = client
+        .webhooks()
+        .create(&CreateWebhook {
+            url: receiver.url.clone(),
+            events: vec![WebhookEventType::ConnectionCreated],
+        })
+        .await
+        .unwrap();
+    let secret = created.secret.expose_secret().to_owned();
+    assert!(created.webhook.id.starts_with("whk_"), "{created:?}");
+    assert_eq!(created.webhook.status, WebhookStatus::Active);
+    assert!(secret.starts_with("whsec_"));
+    assert!(!format!("{created:?}").contains(&secret), "Debug shows it");
+    let other = client
+        .webhooks()
+        .create(&CreateWebhook {
+            url: receiver.url.clone(),
+            events: vec![WebhookEventType::VaultRevoked],
+        })
+        .await
+        .unwrap();
+
+    // Two endpoints, one per page; read back without a secret.
+    let listed: Vec<String> = client
+        .webhooks()
+        .list(PageParams::limit(1))
+        .into_stream()
+        .map_ok(|w| w.id)
+        .try_collect()
+        .await
+        .unwrap();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    let mut expected = vec![created.webhook.id.clone(), other.webhook.id.clone()];
+    expected.sort();
+    assert_eq!(sorted, expected, "{listed:?}");
+    let got = client.webhooks().get(&created.webhook.id).await.unwrap();
+    assert_eq!(got, created.webhook);
+    let foreign = client_for(&app, &app.new_partner("globex").key)
+        .webhooks()
+        .get(&created.webhook.id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (foreign.status(), foreign.code()),
+        (Some(404), Some("not_found"))
+    );
+
+    // A change: an API-key deposit is delivered, signed with the secret handed over.
+    let integration = CreateIntegration {
+        key: "keys".into(),
+        provider: "custom".into(),
+        auth: IntegrationAuth {
+            auth_type: Some("api_key".into()),
+            ..Default::default()
+        },
+        api: IntegrationApi {
+            base_url: Some("https://api.example.com".into()),
+            allowed_hosts: Some(vec!["api.example.com".into()]),
+        },
+        inject: None,
+    };
+    client.integrations().create(&integration).await.unwrap();
+    let vault = client.vaults().create(&new_vault("u-hooks")).await.unwrap();
+    let deposit = CreateConnection {
+        integration: "keys".into(),
+        api_key: KEY.into(),
+    };
+    let connection = client
+        .connections()
+        .deposit(&vault.id, &deposit)
+        .await
+        .unwrap();
+    let received = receiver
+        .wait_for("the deposit's event", Duration::from_secs(60), |r| {
+            r.iter().any(|r| r.accepted())
+        })
+        .await;
+    let request = received.iter().find(|r| r.accepted()).unwrap();
+    let headers = WebhookHeaders {
+        id: request.header("webhook-id"),
+        timestamp: request.header("webhook-timestamp"),
+        signature: request.header("webhook-signature"),
+    };
+    verifier::verify(&secret, &headers, &request.body, Duration::from_secs(300))
+        .expect("signed with the secret the SDK handed over");
+    let payload: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(payload["data"]["connection_id"], connection.id.as_str());
+
+    // Its delivery, as the SDK reads it (the row is marked delivered just after the answer).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let page = client
+            .webhooks()
+            .deliveries(&created.webhook.id, PageParams::default())
+            .send()
+            .await
+            .unwrap();
+        if let Some(d) = page
+            .data
+            .iter()
+            .find(|d| d.status == DeliveryStatus::Delivered)
+        {
+            break d.clone();
+        }
+        assert!(Instant::now() < deadline, "never delivered: {page:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(delivery.event_id, headers.id);
+    assert_eq!(delivery.event_type, "connection.created");
+    assert_eq!(delivery.last_status_code, Some(204));
+    assert!(
+        delivery.attempts >= 1 && delivery.delivered_at.is_some(),
+        "{delivery:?}"
+    );
+    let unsubscribed: Vec<_> = client
+        .webhooks()
+        .deliveries(&other.webhook.id, PageParams::default())
+        .into_stream()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(unsubscribed.is_empty(), "{unsubscribed:?}");
+
+    // Deleted: answered as it was, then gone.
+    let deleted = client.webhooks().delete(&created.webhook.id).await.unwrap();
+    assert_eq!(
+        (deleted.id.as_str(), deleted.status),
+        (created.webhook.id.as_str(), WebhookStatus::Deleted)
+    );
+    let gone = client
+        .webhooks()
+        .get(&created.webhook.id)
+        .await
+        .unwrap_err();
+    assert_eq!((gone.status(), gone.code()), (Some(404), Some("not_found")));
+    let left: Vec<String> = client
+        .webhooks()
+        .list(PageParams::default())
+        .into_stream()
+        .map_ok(|w| w.id)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(left, [other.webhook.id.as_str()]);
+    let logs = app.server.logs();
+    assert!(!logs.contains(&secret), "the secret is in the log");
+    assert!(!logs.contains(KEY), "the key is in the log");
 }

@@ -1,9 +1,13 @@
 use futures_util::TryStreamExt;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::*;
 use crate::query::{PageParams, VaultParams};
-use crate::types::{CreateIntegration, IntegrationAuth, Settings};
+use crate::types::{
+    CreateIntegration, CreateWebhook, DeliveryStatus, IntegrationAuth, Settings, WebhookEventType,
+    WebhookStatus,
+};
 
 fn vault(id: &str) -> Value {
     json!({"id": id, "external_user_id": format!("u-{id}"), "metadata": {}, "status": "active",
@@ -159,6 +163,111 @@ async fn an_id_that_is_not_one_segment_is_refused_before_any_call() {
 
     assert!(matches!(proxied, Error::InvalidRequest(_)));
     assert!(mock.calls().is_empty());
+}
+
+fn webhook(id: &str, status: &str) -> Value {
+    json!({"id": id, "url": "https://hooks.example.com/in", "events": ["connection.created"],
+        "status": status, "created_at": "2026-12-03T18:00:00Z", "disabled_at": null})
+}
+
+#[tokio::test]
+async fn webhooks_hand_over_the_secret_once_as_a_secret_and_stream_deliveries() {
+    let secret = "whsec_bW9jay1zaWduaW5nLXNlY3JldC1jYW5hcnk=";
+    let mock = MockClient::new();
+    let mut created = webhook("whk_1", "active");
+    created["secret"] = json!(secret);
+    mock.on("POST", "/v1/webhooks")
+        .respond_with_status(201, &created);
+    mock.on("GET", "/v1/webhooks")
+        .respond(&json!({"data": [webhook("whk_1", "active")], "next_cursor": "c1"}));
+    mock.on("GET", "/v1/webhooks")
+        .respond(&json!({"data": [webhook("whk_2", "disabled")], "next_cursor": null}));
+    mock.on("GET", "/v1/webhooks/*")
+        .respond(&webhook("whk_1", "active"));
+    mock.on("GET", "/v1/webhooks/*/deliveries")
+        .respond(&json!({"data": [{
+        "event_id": "evt_1", "event_type": "connection.created", "status": "delivered",
+        "attempts": 2, "last_status_code": 200, "last_error": null, "next_attempt_at": null,
+        "created_at": "2026-12-03T18:00:00Z", "delivered_at": "2026-12-03T18:00:05Z"}],
+        "next_cursor": null}));
+    mock.on("DELETE", "/v1/webhooks/*")
+        .respond(&webhook("whk_1", "deleted"));
+
+    let new = mock
+        .webhooks()
+        .create(&CreateWebhook {
+            url: "https://hooks.example.com/in".into(),
+            events: vec![WebhookEventType::ConnectionCreated],
+        })
+        .await
+        .unwrap();
+    let listed: Vec<_> = mock
+        .webhooks()
+        .list(PageParams::limit(1))
+        .into_stream()
+        .map_ok(|w| (w.id, w.status))
+        .try_collect()
+        .await
+        .unwrap();
+    let got = mock.webhooks().get("whk_1").await.unwrap();
+    let deliveries: Vec<_> = mock
+        .webhooks()
+        .deliveries("whk_1", PageParams::default())
+        .into_stream()
+        .try_collect()
+        .await
+        .unwrap();
+    let deleted = mock.webhooks().delete("whk_1").await.unwrap();
+    let refused = mock
+        .webhooks()
+        .deliveries("../vaults", PageParams::default());
+
+    assert_eq!(new.webhook.id, "whk_1");
+    assert_eq!(new.secret.expose_secret(), secret);
+    assert!(!format!("{new:?}").contains(secret), "{new:?}");
+    assert_eq!(
+        listed,
+        [
+            ("whk_1".to_owned(), WebhookStatus::Active),
+            ("whk_2".to_owned(), WebhookStatus::Disabled)
+        ]
+    );
+    assert_eq!(got.events, [WebhookEventType::ConnectionCreated]);
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        (deliveries[0].status, deliveries[0].attempts),
+        (DeliveryStatus::Delivered, 2)
+    );
+    assert_eq!(deleted.status, WebhookStatus::Deleted);
+    assert!(matches!(
+        refused.send().await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let calls = mock.calls();
+    let made: Vec<_> = calls
+        .iter()
+        .map(|c| (c.method.as_str(), c.path.as_str()))
+        .collect();
+    assert_eq!(
+        made,
+        [
+            ("POST", "/v1/webhooks"),
+            ("GET", "/v1/webhooks"),
+            ("GET", "/v1/webhooks"),
+            ("GET", "/v1/webhooks/whk_1"),
+            ("GET", "/v1/webhooks/whk_1/deliveries"),
+            ("DELETE", "/v1/webhooks/whk_1"),
+        ]
+    );
+    assert_eq!(
+        calls[0].body,
+        Some(json!({"url": "https://hooks.example.com/in", "events": ["connection.created"]}))
+    );
+    assert_eq!(calls[2].query[1], ("cursor".to_owned(), "c1".to_owned()));
+    assert!(
+        !format!("{calls:?}").contains(secret),
+        "the secret was recorded"
+    );
 }
 
 #[test]
