@@ -255,6 +255,11 @@ pub async fn paste(
             Err(Error::NotFound(_)) => ("failed", None),
             Err(other) => return Err(other),
         };
+    // Known gap: the claim above, the deposit and this update are three transactions. A crash
+    // between them leaves the session `exchanging` for good (with the connection stored or not):
+    // nothing is duplicated, but the link cannot be used again and the partner has to open a new
+    // connect session. One transaction needs `credentials::deposit_for_partner` to accept the
+    // caller's transaction.
     sqlx::query("UPDATE connect_sessions SET status = $1, connection_id = $2, updated_at = $3 WHERE id = $4")
         .bind(status)
         .bind(&connection)
