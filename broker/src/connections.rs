@@ -108,6 +108,7 @@ pub fn validate_api_key(key: &SecretString) -> Result<(), Error> {
 /// sealed to the vault's public key and never returned.
 pub async fn deposit_api_key(
     db: &Db,
+    keys: &MasterKeyRing,
     tenant: &Tenant,
     vault_id: &str,
     integration_key: &str,
@@ -132,7 +133,7 @@ pub async fn deposit_api_key(
     };
     let secret = crate::secret::secret_bytes(api_key.expose_secret().as_bytes().to_vec());
     let idem = idempotency_key
-        .map(|key| deposit_fingerprint(key, vault_id, integration_key, api_key))
+        .map(|key| deposit_fingerprint(keys, key, vault_id, integration_key, api_key))
         .transpose()?;
     Ok(
         match credentials::deposit_once(db, tenant, deposit, &secret, idem.as_ref()).await? {
@@ -153,23 +154,21 @@ pub enum Deposited {
 }
 
 /// The idempotency fingerprint of a deposit. The key itself is not stored, not even as a
-/// plain hash: it enters the fingerprint hashed together with the idempotency key, so the
-/// stored value is salted per request and says nothing about equal keys elsewhere.
+/// hash that a guess could be checked against: it enters the fingerprint as an HMAC under a key
+/// derived from the master key ([`MasterKeyRing::keyed_digest`]), which a copy of the database
+/// does not hold. A retry that straddles a master-key rotation therefore no longer matches and
+/// is refused as a reuse of the key with a different request.
 fn deposit_fingerprint(
+    keys: &MasterKeyRing,
     idempotency_key: &str,
     vault_id: &str,
     integration_key: &str,
     api_key: &SecretString,
 ) -> Result<Idempotency, Error> {
-    use sha2::{Digest, Sha256};
-    let mut salted = Sha256::new();
-    salted.update(idempotency_key.as_bytes());
-    salted.update([0]);
-    salted.update(api_key.expose_secret().as_bytes());
     let request = serde_json::json!({
         "vault_id": vault_id,
         "integration": integration_key,
-        "api_key": hex::encode(salted.finalize()),
+        "api_key": keys.keyed_digest("deposit idempotency", api_key.expose_secret().as_bytes()),
     });
     Idempotency::new(idempotency_key, "connections.deposit", &request)
 }

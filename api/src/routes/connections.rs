@@ -110,6 +110,7 @@ pub async fn deposit(
 
     let deposited = connections::deposit_api_key(
         &state.db,
+        &state.keys.current(),
         &tenant,
         &path,
         &body.integration,

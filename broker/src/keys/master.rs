@@ -87,6 +87,27 @@ impl MasterKeyRing {
         SecretString::from(text)
     }
 
+    /// HMAC-SHA256 of `data` under a key derived from the current version's identity, as
+    /// `mkN:<hex>`. For fingerprints of secrets that must be compared later but must not be
+    /// checkable against a guess by anyone who holds only the database. The value changes with
+    /// the current version, so a fingerprint taken before a rotation does not match one taken
+    /// after it.
+    pub fn keyed_digest(&self, purpose: &str, data: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        use sha2::{Digest, Sha256};
+        let version = self.current_version();
+        let identity = &self.versions[&version];
+        let mut derive = Sha256::new();
+        derive.update(b"agentsecrets-connect keyed digest\0");
+        derive.update(purpose.as_bytes());
+        derive.update([0]);
+        derive.update(identity.to_string().expose_secret().as_bytes());
+        let key = zeroize::Zeroizing::new(derive.finalize().to_vec());
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any size");
+        mac.update(data);
+        format!("mk{version}:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
     /// This ring plus a freshly generated version one above `above` (the highest version ever
     /// registered, so that a retired number is never reused).
     pub fn with_new_version(&self, above: i64) -> (MasterKeyRing, i64) {
@@ -245,6 +266,37 @@ pub fn parse_recipient(text: &str) -> Result<Recipient, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyed_digest_needs_the_master_key_to_reproduce() {
+        use sha2::{Digest, Sha256};
+        let ring = MasterKeyRing::generate();
+        let digest = ring.keyed_digest("deposit idempotency", b"sk-canary-123");
+        assert_eq!(
+            digest,
+            ring.keyed_digest("deposit idempotency", b"sk-canary-123"),
+            "the same ring, purpose and data give the same digest"
+        );
+        assert!(digest.starts_with("mk1:"), "{digest}");
+        let other = MasterKeyRing::generate();
+        assert_ne!(
+            digest,
+            other.keyed_digest("deposit idempotency", b"sk-canary-123"),
+            "without this master key the digest of a correct guess does not match"
+        );
+        assert_ne!(
+            digest,
+            ring.keyed_digest("another purpose", b"sk-canary-123")
+        );
+        let plain = hex::encode(Sha256::digest(b"sk-canary-123"));
+        assert!(!digest.contains(&plain), "not a plain hash of the value");
+        let (rotated, _) = ring.with_new_version(1);
+        assert!(
+            rotated
+                .keyed_digest("deposit idempotency", b"sk-canary-123")
+                .starts_with("mk2:")
+        );
+    }
 
     #[test]
     fn material_round_trips() {
