@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use sqlx::Connection;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{self, NewEvent};
@@ -67,8 +69,12 @@ impl AuditBatcher {
     }
 }
 
+/// The writer keeps one connection for itself: on SQLite its page cache then stays warm from one
+/// batch to the next instead of being reread on whichever pooled connection comes up. It is
+/// given back (and a fresh one taken) after a failed batch.
 async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
     let mut recently_used = RecentlyUsed::default();
+    let mut held: Option<PoolConnection<sqlx::Any>> = None;
     while let Some(first) = queue.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -81,10 +87,11 @@ async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
             .into_iter()
             .map(|job| (job.done, (job.partner_id, job.event, job.used)))
             .unzip();
-        let result = commit(&db, work, &mut recently_used)
+        let result = commit(&db, &mut held, work, &mut recently_used)
             .await
             .map_err(|err| err.to_string());
         if let Err(reason) = &result {
+            held = None;
             tracing::error!(events = answers.len(), error = %reason, "audit batch failed");
         }
         for answer in answers {
@@ -100,6 +107,7 @@ async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
 /// connection row while it waits for a partner row — the order a revocation takes them in.
 async fn commit(
     db: &Db,
+    held: &mut Option<PoolConnection<sqlx::Any>>,
     work: Vec<(String, NewEvent, Option<String>)>,
     recently_used: &mut RecentlyUsed,
 ) -> Result<(), Error> {
@@ -109,7 +117,11 @@ async fn commit(
         by_partner.entry(partner_id).or_default().push(event);
         used.extend(connection_id);
     }
-    let mut tx = db.pool().begin().await?;
+    let conn = match held {
+        Some(conn) => conn,
+        None => held.insert(db.pool().acquire().await?),
+    };
+    let mut tx = conn.begin().await?;
     for (partner_id, events) in by_partner {
         // audit::append_all writes first, as every transaction here must (see store::mod).
         audit::append_all(&mut tx, &partner_id, events).await?;
@@ -127,7 +139,7 @@ async fn commit(
         if let Err(err) = sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(&connection_id)
-            .execute(db.pool())
+            .execute(&mut **conn)
             .await
         {
             tracing::warn!(connection_id, error = %err, "advancing last_used_at failed");
