@@ -139,17 +139,22 @@ pub struct Outbound {
     pub path: String,
     pub query: Option<String>,
     pub headers: Vec<(String, Vec<u8>)>,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
 }
 
 /// What goes back to the caller.
 pub struct Inbound {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The body, redacted as it streams. An error ends it early (the upstream failed or the
-    /// body passed the size cap after the status was sent); the caller then sees a truncated
-    /// response.
-    pub body: BodyStream,
+    pub body: Body,
+}
+
+/// A response body: small ones whole (sent with their length), others as a stream.
+pub enum Body {
+    Whole(bytes::Bytes),
+    /// Redacted as it streams. An error ends it early (the upstream failed or the body passed
+    /// the size cap after the status was sent); the caller then sees a truncated response.
+    Stream(BodyStream),
 }
 
 /// A response body in chunks.
@@ -542,7 +547,7 @@ async fn filter_response(
             .await
             .map_err(|_| Error::State("upstream_unreachable"))?;
         let (body, hit) = redact(&body, &forms);
-        let body = futures_util::stream::once(async move { Ok(bytes::Bytes::from(body)) }).boxed();
+        let body = Body::Whole(bytes::Bytes::from(body));
         return Ok((
             Inbound {
                 status,
@@ -552,7 +557,11 @@ async fn filter_response(
             redacted || hit,
         ));
     }
-    let body = redacting_stream(response, Redactor::new(forms), redacted_later);
+    let body = Body::Stream(redacting_stream(
+        response,
+        Redactor::new(forms),
+        redacted_later,
+    ));
     Ok((
         Inbound {
             status,

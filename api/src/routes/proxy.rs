@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use connect_broker::auth::Scope;
-use connect_broker::proxy::{self, Outbound};
+use connect_broker::proxy::{self, Body, Outbound};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -44,7 +44,7 @@ pub async fn forward(
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect(),
-        body: body.to_vec(),
+        body,
     };
 
     let inbound = proxy::forward(&state.proxy(), &tenant, &connection_id, outbound).await?;
@@ -58,7 +58,10 @@ pub async fn forward(
             response.append_header((name, value));
         }
     }
-    Ok(response.streaming(inbound.body))
+    Ok(match inbound.body {
+        Body::Whole(bytes) => response.body(bytes),
+        Body::Stream(stream) => response.streaming(stream),
+    })
 }
 
 // The route takes every method; the document lists the common ones, each under its own operation
