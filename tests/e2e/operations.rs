@@ -98,6 +98,14 @@ async fn health_readiness_and_metrics_answer_without_ids(backend: Backend) {
         .send()
         .await
         .unwrap();
+    // The proxy's route is labelled by its prefix; a path that only starts like it is not.
+    for path in [
+        "/v1/proxy/con_01J9ZQ4M8V6W2B3C4D5E6F7G8H/user/repos",
+        "/v1/proxy/con_01J9ZQ4M8V6W2B3C4D5E6F7G8H",
+    ] {
+        let response = app.get(&app.partner.key, path).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
 
     let health: Value = app
         .http
@@ -132,6 +140,13 @@ async fn health_readiness_and_metrics_answer_without_ids(backend: Backend) {
         metrics.contains("route=\"/v1/vaults/{vault_id}\""),
         "{metrics}"
     );
+    let proxy_requests = metrics
+        .lines()
+        .filter(|l| l.starts_with("connect_http_requests_total{"))
+        .filter(|l| l.contains("route=\"/v1/proxy/{connection_id}/{path:.*}\""))
+        .count();
+    assert_eq!(proxy_requests, 1, "{metrics}");
+    assert!(metrics.contains("route=\"unmatched\""), "{metrics}");
     assert!(
         metrics.contains("connect_http_request_duration_seconds"),
         "{metrics}"

@@ -28,7 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(hosted::callback)
         // The proxy first: routes are tried in order, and it is the one on every hot path.
         .route(
-            "/v1/proxy/{connection_id}/{path:.*}",
+            crate::telemetry::PROXY_PATTERN,
             web::route().to(proxy::forward),
         )
         .service(
