@@ -185,6 +185,29 @@ async fn a_default_integration_passes_redirects_back_untouched(backend: Backend)
         .await
         .unwrap();
     assert_eq!(read["api"]["follow_redirects"], false, "{read}");
+
+    // An opt-in that is not a boolean is refused, naming the field, and stores nothing.
+    let bad = json!({"key": "bad", "provider": "custom", "auth": {"type": "api_key"},
+        "api": {"base_url": "https://api.example.com", "allowed_hosts": ["api.example.com"],
+            "follow_redirects": "yes"}});
+    let response = setup
+        .app
+        .post(&setup.app.partner.key, "/v1/integrations", &bad)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, 400, "invalid_json").await;
+    assert!(
+        problem.to_string().contains("api.follow_redirects"),
+        "{problem}"
+    );
+    let missing = setup
+        .app
+        .get(&setup.app.partner.key, "/v1/integrations/bad")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }
 
 async fn an_opted_in_integration_follows_redirects_on_its_own_origin_with_the_credential(
