@@ -58,6 +58,9 @@ pub(crate) async fn follow(
         return response;
     }
     let mut response = response?;
+    if location(&response).is_none() {
+        return Ok(response);
+    }
     let started = known.started.unwrap_or_else(std::time::Instant::now);
     let deadline = tokio::time::Instant::from_std(started + ctx.gate.upstream_timeout());
     let mut current = first.clone();
