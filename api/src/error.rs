@@ -273,6 +273,16 @@ fn state_shape(code: &'static str) -> Shape {
             "Storage unavailable",
             "this server cannot reach the database; try again",
         ),
+        "too_many_redirects" => (
+            StatusCode::BAD_GATEWAY,
+            "Too many redirects",
+            "the upstream redirected more than 5 times",
+        ),
+        "redirect_refused" => (
+            StatusCode::BAD_GATEWAY,
+            "Redirect refused",
+            "the upstream redirected to another origin with the credential in the URL",
+        ),
         "response_too_large" => (
             StatusCode::BAD_GATEWAY,
             "Response too large",

@@ -71,6 +71,8 @@ pub struct Integration {
     pub oauth: Option<OAuthSettings>,
     pub api_base_url: String,
     pub allowed_hosts: Vec<String>,
+    /// Whether the proxy follows the upstream's redirects (see [`crate::redirects`]).
+    pub follow_redirects: bool,
     pub inject: Inject,
     pub created_at: i64,
     pub updated_at: i64,
@@ -95,6 +97,7 @@ pub struct NewIntegration {
     pub token_path: Option<String>,
     pub api_base_url: Option<String>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub follow_redirects: Option<bool>,
     pub inject: Option<Inject>,
 }
 
@@ -107,12 +110,13 @@ struct Row {
     oauth: String,
     api_base_url: String,
     allowed_hosts: String,
+    follow_redirects: i64,
     inject: String,
     created_at: i64,
     updated_at: i64,
 }
 
-const COLUMNS: &str = "partner_id, integration_key, provider, auth_type, oauth, api_base_url, allowed_hosts, inject, created_at, updated_at";
+const COLUMNS: &str = "partner_id, integration_key, provider, auth_type, oauth, api_base_url, allowed_hosts, follow_redirects, inject, created_at, updated_at";
 
 impl TryFrom<Row> for Integration {
     type Error = Error;
@@ -129,6 +133,7 @@ impl TryFrom<Row> for Integration {
             oauth: serde_json::from_str(&row.oauth).map_err(corrupt)?,
             allowed_hosts: serde_json::from_str(&row.allowed_hosts).map_err(corrupt)?,
             inject: serde_json::from_str(&row.inject).map_err(corrupt)?,
+            follow_redirects: row.follow_redirects != 0,
             partner_id: row.partner_id,
             key: row.integration_key,
             provider: row.provider,
@@ -171,8 +176,8 @@ pub async fn create(
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO integrations (partner_id, integration_key, provider, auth_type, oauth, client_secret_sealed,
-             master_key_version, api_base_url, allowed_hosts, inject, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+             master_key_version, api_base_url, allowed_hosts, inject, created_at, updated_at, follow_redirects)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
     )
     .bind(tenant.partner_id())
     .bind(&integration.key)
@@ -185,6 +190,7 @@ pub async fn create(
     .bind(json(&integration.allowed_hosts))
     .bind(json(&integration.inject))
     .bind(integration.created_at)
+    .bind(i64::from(integration.follow_redirects))
     .execute(&mut *tx)
     .await;
     if let Err(err) = inserted {
@@ -278,6 +284,7 @@ async fn resolve(
         oauth,
         api_base_url,
         allowed_hosts,
+        follow_redirects: input.follow_redirects.unwrap_or(false),
         inject,
         created_at: now,
         updated_at: now,
@@ -541,7 +548,8 @@ pub async fn client_secret(
     Ok(SecretString::from(text.to_owned()))
 }
 
-/// What `PATCH` may change: the client, the scopes, the API target and the injection style.
+/// What `PATCH` may change: the client, the scopes, the API target, whether redirects are
+/// followed, and the injection style.
 /// Endpoints and the provider are fixed once created (a new integration is a new key).
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -550,6 +558,9 @@ pub struct Changes {
     pub scopes: Option<Vec<String>>,
     pub api_base_url: Option<String>,
     pub allowed_hosts: Option<Vec<String>>,
+    /// Turning this on or off moves no target (every hop stays on the allowlist and the
+    /// credential on the first origin), so it may change while connections are live.
+    pub follow_redirects: Option<bool>,
     pub inject: Option<Inject>,
 }
 
@@ -601,6 +612,9 @@ pub async fn update(
     if let Some(hosts) = changes.allowed_hosts {
         integration.allowed_hosts = hosts;
     }
+    if let Some(follow) = changes.follow_redirects {
+        integration.follow_redirects = follow;
+    }
     if let Some(inject) = changes.inject {
         integration.inject = inject;
     }
@@ -624,7 +638,8 @@ pub async fn update(
     let mut tx = db.pool().begin().await?;
     sqlx::query(
         "UPDATE integrations SET oauth = $1, api_base_url = $2, allowed_hosts = $3, inject = $4, updated_at = $5,
-             client_secret_sealed = COALESCE($6, client_secret_sealed), master_key_version = COALESCE($7, master_key_version)
+             client_secret_sealed = COALESCE($6, client_secret_sealed), master_key_version = COALESCE($7, master_key_version),
+             follow_redirects = $10
          WHERE partner_id = $8 AND integration_key = $9",
     )
     .bind(json(&integration.oauth))
@@ -636,6 +651,7 @@ pub async fn update(
     .bind(sealed.as_ref().map(|(_, version)| *version))
     .bind(tenant.partner_id())
     .bind(key)
+    .bind(i64::from(integration.follow_redirects))
     .execute(&mut *tx)
     .await?;
     let event = NewEvent::lifecycle(tenant.actor(), "integration.updated").integration(key);

@@ -7,7 +7,8 @@
 //! - [`auth`]: turning an API key into a [`auth::Tenant`] capability.
 //! - [`integrations`], [`oauth`], [`connections`]: providers, the consent flow, refresh and
 //!   revocation.
-//! - [`proxy`] and [`net`]: the injection proxy and the one hardened outbound client.
+//! - [`proxy`] and [`net`]: the injection proxy and the one hardened outbound client;
+//!   [`redirects`]: the hops an integration may opt in to following.
 //! - [`fleet`] and [`cache`]: replicas sharing one store, and what each may keep in memory.
 //! - [`webhooks`]: signed notifications of lifecycle changes, through a transactional outbox.
 
@@ -30,6 +31,7 @@ pub mod oauth;
 pub mod pagination;
 pub mod partners;
 pub mod proxy;
+pub mod redirects;
 pub mod rotation;
 pub mod secret;
 pub mod settings;

@@ -5,6 +5,8 @@
 //! with a size cap. The credential is injected in the integration's style and replaces
 //! anything the caller sent under that name; an upstream 401 triggers one refresh and one retry; the injected value is
 //! redacted from the response in its literal, URL-encoded, JSON-escaped and base64 forms.
+//! An upstream's redirect goes back to the caller as it came, unless the integration opts in to
+//! following it (see [`crate::redirects`]).
 //!
 //! Revocation is immediate on every replica: a request holds its connection's [`Gate`] in
 //! shared mode from before it reads the store revision until its response is read; a
@@ -27,6 +29,7 @@ use crate::integrations::{self, AuthType, Inject, Integration};
 use crate::keys::MasterKeyRing;
 use crate::net;
 use crate::oauth::refresh::Refresher;
+use crate::redirects;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::store::Db;
 
@@ -37,7 +40,7 @@ pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 
 /// Request headers that never reach the upstream: the caller's own credentials, cookies,
 /// proxy and hop-by-hop headers, and those the client library sets itself.
-const DROPPED_REQUEST_HEADERS: &[&str] = &[
+pub(crate) const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "authorization",
     "cookie",
     "accept-encoding",
@@ -176,7 +179,10 @@ pub async fn forward(
 ) -> Result<Inbound, Error> {
     let started = Instant::now();
     let _in_use = ctx.gate.enter(connection_id).await;
-    let mut known = Known::default();
+    let mut known = Known {
+        started: Some(started),
+        ..Known::default()
+    };
 
     let result = attempt(ctx, tenant, connection_id, &outbound, &mut known).await;
 
@@ -195,11 +201,14 @@ pub async fn forward(
 
 /// What the phases learned, for the audit event and metrics of any outcome.
 #[derive(Default)]
-struct Known {
+pub(crate) struct Known {
     vault_id: Option<String>,
     integration: Option<String>,
-    host: Option<String>,
-    path: Option<String>,
+    /// The host and path (never the query) of the last hop, when redirects are followed.
+    pub(crate) host: Option<String>,
+    pub(crate) path: Option<String>,
+    /// When the request began: followed redirects share the upstream deadline from here.
+    pub(crate) started: Option<Instant>,
 }
 
 async fn attempt(
@@ -231,6 +240,16 @@ async fn attempt(
             response = send(ctx, integration, &target, outbound, &credential).await;
         }
     }
+    let response = redirects::follow(
+        ctx,
+        integration,
+        &target,
+        outbound,
+        &credential,
+        response,
+        known,
+    )
+    .await;
     let redacted_later = later_redaction_report(ctx.db.clone(), tenant, connection_id, known);
     filter_response(response?, &credential, &integration.inject, redacted_later).await
 }
@@ -378,7 +397,7 @@ fn pick_target(
 /// addresses were vetted with the URL). The client's resolver repeats this check at connect
 /// time and connects only to the addresses that pass, so a name that changes its answer in
 /// between (DNS rebinding) still reaches no private address.
-async fn vet_addresses(ctx: &ProxyContext<'_>, target: &url::Url) -> Result<(), Error> {
+pub(crate) async fn vet_addresses(ctx: &ProxyContext<'_>, target: &url::Url) -> Result<(), Error> {
     if let Some(url::Host::Domain(name)) = target.host() {
         net::resolve_vetted(ctx.resolver, name)
             .await
@@ -421,7 +440,7 @@ async fn open_credential(
 }
 
 /// Phases 4 and 5: inject and forward.
-async fn send(
+pub(crate) async fn send(
     ctx: &ProxyContext<'_>,
     integration: &Integration,
     target: &url::Url,
@@ -687,7 +706,7 @@ const REDACTED: &[u8] = b"[REDACTED]";
 
 /// The forms an echoed credential can take: as sent, URL-encoded (both space conventions),
 /// JSON-escaped, and base64 (as a `basic` header carries it), longest first.
-fn redaction_forms(credential: &SecretString, inject: &Inject) -> Vec<Vec<u8>> {
+pub(crate) fn redaction_forms(credential: &SecretString, inject: &Inject) -> Vec<Vec<u8>> {
     let raw = credential.expose_secret();
     let form_encoded: String = url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
     let mut forms = vec![

@@ -315,7 +315,7 @@ pub struct IntegrationAuth {
 /// `api` of an integration: where the proxy may send requests.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({"base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"]})))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"], "follow_redirects": false})))]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationApi {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,6 +323,12 @@ pub struct IntegrationApi {
     /// Exact host names, or `*.domain` for strict subdomains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Whether the proxy follows the upstream's redirects (at most 5 hops, each vetted and on
+    /// `allowed_hosts`; the credential only on the base URL's origin) instead of passing them
+    /// back. Default `false`; always present on read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = false))]
+    pub follow_redirects: Option<bool>,
 }
 
 /// `inject` of an integration: how the proxy puts the credential on a request.
@@ -376,7 +382,7 @@ pub struct CreateIntegration {
 /// Body of `PATCH /v1/integrations/{key}`: what may change after creation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({"auth": {"scopes": ["repo"]}, "api": {"allowed_hosts": ["api.github.com"]}})))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"auth": {"scopes": ["repo"]}, "api": {"allowed_hosts": ["api.github.com"], "follow_redirects": true}})))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegration {
     #[serde(default)]
@@ -407,7 +413,7 @@ pub struct UpdateIntegrationAuth {
 /// An integration, without secrets, with the callback URL to register at the provider.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({"key": "github", "provider": "github", "auth": {"type": "oauth2", "client_id": "Iv1.abc", "scopes": ["repo", "read:user"]}, "api": {"base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"]}, "inject": {"style": "bearer"}, "redirect_uri": "https://connect.example.com/oauth/callback/ptn_01JDQ3W2ZK9V7T4S8N6M5R3P1D/github", "created_at": "2026-12-03T18:00:00Z"})))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"key": "github", "provider": "github", "auth": {"type": "oauth2", "client_id": "Iv1.abc", "scopes": ["repo", "read:user"]}, "api": {"base_url": "https://api.github.com", "allowed_hosts": ["api.github.com"], "follow_redirects": false}, "inject": {"style": "bearer"}, "redirect_uri": "https://connect.example.com/oauth/callback/ptn_01JDQ3W2ZK9V7T4S8N6M5R3P1D/github", "created_at": "2026-12-03T18:00:00Z"})))]
 pub struct Integration {
     pub key: String,
     pub provider: String,
@@ -422,7 +428,7 @@ pub struct Integration {
 /// The tenant's integrations.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"key": "openai", "provider": "custom", "auth": {"type": "api_key"}, "api": {"base_url": "https://api.openai.com", "allowed_hosts": ["api.openai.com"]}, "inject": {"style": "bearer"}, "redirect_uri": "https://connect.example.com/oauth/callback/ptn_01JDQ3W2ZK9V7T4S8N6M5R3P1D/github", "created_at": "2026-12-03T18:00:00Z"}], "next_cursor": null})))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"data": [{"key": "openai", "provider": "custom", "auth": {"type": "api_key"}, "api": {"base_url": "https://api.openai.com", "allowed_hosts": ["api.openai.com"], "follow_redirects": false}, "inject": {"style": "bearer"}, "redirect_uri": "https://connect.example.com/oauth/callback/ptn_01JDQ3W2ZK9V7T4S8N6M5R3P1D/github", "created_at": "2026-12-03T18:00:00Z"}], "next_cursor": null})))]
 pub struct IntegrationList {
     pub data: Vec<Integration>,
     pub next_cursor: Option<String>,

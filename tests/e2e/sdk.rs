@@ -97,6 +97,7 @@ async fn a_vault_lives_from_creation_to_revocation_through_the_sdk(backend: Back
         api: IntegrationApi {
             base_url: Some(bin.base.clone()),
             allowed_hosts: Some(vec!["127.0.0.1".into()]),
+            ..Default::default()
         },
         inject: Some(IntegrationInject {
             style: "header".into(),
@@ -351,6 +352,7 @@ async fn a_webhook_is_registered_read_and_deleted_through_the_sdk(backend: Backe
         api: IntegrationApi {
             base_url: Some("https://api.example.com".into()),
             allowed_hosts: Some(vec!["api.example.com".into()]),
+            ..Default::default()
         },
         inject: None,
     };

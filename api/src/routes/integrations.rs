@@ -109,7 +109,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(to_wire(&state, integration)))
 }
 
-/// Change an integration's client, scopes, API target or injection style.
+/// Change an integration's client, scopes, API target, redirect following or injection style.
 #[utoipa::path(
     patch, path = "/v1/integrations/{key}", tag = "integrations", operation_id = "update_integration",
     params(("key" = String, Path, description = "The integration's key")),
@@ -143,6 +143,7 @@ pub async fn update(
         scopes: auth.scopes,
         api_base_url: api.base_url,
         allowed_hosts: api.allowed_hosts,
+        follow_redirects: api.follow_redirects,
         inject: body.inject.map(to_inject).transpose()?,
     };
 
@@ -276,6 +277,7 @@ fn to_input(body: CreateIntegration) -> Result<NewIntegration, ApiError> {
         token_path: body.auth.token_path,
         api_base_url: body.api.base_url,
         allowed_hosts: body.api.allowed_hosts,
+        follow_redirects: body.api.follow_redirects,
         inject,
     })
 }
@@ -345,6 +347,7 @@ fn to_wire(state: &AppState, integration: integrations::Integration) -> Integrat
         api: IntegrationApi {
             base_url: Some(integration.api_base_url),
             allowed_hosts: Some(integration.allowed_hosts),
+            follow_redirects: Some(integration.follow_redirects),
         },
         inject,
     }

@@ -75,7 +75,9 @@ macro_rules! documented {
         /// The method, the path below the integration's base URL, the query, the body and the
         /// caller's non-sensitive headers are forwarded with the credential injected. The
         /// upstream's status, filtered headers and body come back, echoed credentials redacted,
-        /// plus `Connect-Request-Id`.
+        /// plus `Connect-Request-Id`. A redirect comes back as it came, unless the integration
+        /// sets `api.follow_redirects`: then up to 5 hops are followed, each vetted and on the
+        /// allowlist, the credential only on the base URL's origin.
         #[utoipa::path(
             $method, path = "/v1/proxy/{connection_id}/{path}", tag = "proxy", operation_id = $operation_id, $($body)*
             params(
@@ -85,11 +87,11 @@ macro_rules! documented {
             responses(
                 (status = 401, description = "Missing or invalid API key", body = connect_sdk::types::Problem, content_type = "application/problem+json",
                     headers(("WWW-Authenticate" = String, description = "The Bearer challenge"))),
-                (status = 403, description = "insufficient_scope (the key lacks the proxy scope) or host_not_allowed", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 403, description = "insufficient_scope (the key lacks the proxy scope) or host_not_allowed (also for a redirect hop, when the integration follows redirects)", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
                 (status = 404, description = "No such connection (or another partner's)", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
                 (status = 409, description = "connection_revoked, reauth_required or vault_revoked", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
                 (status = 413, description = "The request body exceeds 10 MiB", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
-                (status = 502, description = "upstream_unreachable, response_too_large, upstream_encoding_refused or integration_misconfigured", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
+                (status = 502, description = "upstream_unreachable, response_too_large, upstream_encoding_refused, integration_misconfigured, too_many_redirects or redirect_refused (when the integration follows redirects)", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
                 (status = 503, description = "upstream_unavailable (the token endpoint is failing) or refresh_in_progress; retryable", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
                 (status = 504, description = "upstream_timeout", body = connect_sdk::types::Problem, content_type = "application/problem+json"),
                 (status = "default", description = "The upstream's answer, passed through: any status, any content type, any body", body = serde_json::Value, content_type = "*/*"),

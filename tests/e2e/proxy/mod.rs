@@ -2,6 +2,7 @@
 //! load.
 
 mod httpbin;
+mod redirects;
 mod revocation;
 mod ssrf;
 mod streaming;
