@@ -31,6 +31,7 @@ pub mod oauth;
 pub mod pagination;
 pub mod partners;
 pub mod proxy;
+pub mod redaction;
 pub mod redirects;
 pub mod rotation;
 pub mod secret;
