@@ -8,6 +8,7 @@ mod audit;
 mod bad_input;
 mod conformance;
 mod crash;
+mod hosted_paste;
 mod master_key;
 mod oauth;
 mod operations;
