@@ -12,6 +12,7 @@ use crate::keys::master::parse_recipient;
 use crate::keys::{Binding, MasterKeyRing, seal};
 use crate::secret::{ExposeSecret, SecretBytes};
 use crate::store::Db;
+use sqlx::AnyConnection;
 
 /// Where and how a new credential is stored.
 #[derive(Debug, Clone)]
@@ -69,8 +70,39 @@ pub(crate) async fn deposit_for_partner(
     }
 }
 
+/// Like [`deposit_for_partner`], inside the caller's transaction, which must already have
+/// written (see [`crate::store`]) and commits or rolls back the deposit with its own changes.
+pub(crate) async fn deposit_in(
+    tx: &mut AnyConnection,
+    partner_id: &str,
+    deposit: Deposit<'_>,
+    secret: &SecretBytes,
+) -> Result<String, Error> {
+    match store_in(tx, partner_id, deposit, secret, None).await? {
+        Deposited::New(id) | Deposited::Replayed(id) => Ok(id),
+    }
+}
+
 async fn store(
     db: &Db,
+    partner_id: &str,
+    deposit: Deposit<'_>,
+    secret: &SecretBytes,
+    idem: Option<&Idempotency>,
+) -> Result<Deposited, Error> {
+    let mut tx = db.pool().begin().await?;
+    // On an error the transaction is dropped, which rolls it back.
+    let deposited = store_in(&mut tx, partner_id, deposit, secret, idem).await?;
+    match deposited {
+        Deposited::New(_) => tx.commit().await?,
+        Deposited::Replayed(_) => tx.rollback().await?,
+    }
+    Ok(deposited)
+}
+
+/// Stores a deposit in `tx`. A replayed deposit and a missing vault write nothing.
+async fn store_in(
+    tx: &mut AnyConnection,
     partner_id: &str,
     deposit: Deposit<'_>,
     secret: &SecretBytes,
@@ -81,12 +113,9 @@ async fn store(
     }
     let connection_id = ids::new(Kind::Connection);
     let now = clock::now_ms();
-    let mut tx = db.pool().begin().await?;
     if let Some(idem) = idem
-        && let Some(existing) =
-            idempotency::claim(&mut tx, partner_id, idem, &connection_id).await?
+        && let Some(existing) = idempotency::claim(tx, partner_id, idem, &connection_id).await?
     {
-        tx.rollback().await?;
         return Ok(Deposited::Replayed(existing));
     }
     // A write first: it locks the vault row, so a concurrent delete either precedes this
@@ -100,7 +129,6 @@ async fn store(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((recipient,)) = recipient else {
-        tx.rollback().await?;
         return Err(Error::NotFound("vault"));
     };
     let binding = Binding::credential(deposit.vault_id, &connection_id, deposit.integration, 1);
@@ -128,8 +156,7 @@ async fn store(
         .vault(deposit.vault_id)
         .connection(&connection_id)
         .integration(deposit.integration);
-    audit::append(&mut tx, partner_id, event).await?;
-    tx.commit().await?;
+    audit::append(tx, partner_id, event).await?;
     Ok(Deposited::New(connection_id))
 }
 

@@ -230,12 +230,17 @@ pub async fn paste(
         // The form can be submitted again: the session is not consumed.
         return Ok(Err(Failure::new("invalid_api_key_format", None)));
     }
+    // Claiming the session, storing the key and recording the outcome are one transaction: a
+    // crash or a failure anywhere in it leaves the session as it was, usable again, and no
+    // connection behind. The claim writes first (see `crate::store`) and makes a concurrent
+    // paste of the same session wait for this one, then find it used.
+    let mut tx = ctx.db.pool().begin().await?;
     let claimed = sqlx::query(
         "UPDATE connect_sessions SET status = 'exchanging', updated_at = $1 WHERE id = $2 AND status IN ('pending', 'started')",
     )
     .bind(clock::now_ms())
     .bind(&session.id)
-    .execute(ctx.db.pool())
+    .execute(&mut *tx)
     .await?;
     if claimed.rows_affected() == 0 {
         return Ok(Err(Failure::new("session_used", back)));
@@ -249,24 +254,20 @@ pub async fn paste(
     };
     let secret = secret_bytes(api_key.expose_secret().as_bytes().to_vec());
     let (status, connection) =
-        match credentials::deposit_for_partner(ctx.db, &session.partner_id, deposit, &secret).await
-        {
+        match credentials::deposit_in(&mut tx, &session.partner_id, deposit, &secret).await {
             Ok(connection_id) => ("completed", Some(connection_id)),
+            // The vault was deleted: nothing was written but the claim; the session ends.
             Err(Error::NotFound(_)) => ("failed", None),
             Err(other) => return Err(other),
         };
-    // Known gap: the claim above, the deposit and this update are three transactions. A crash
-    // between them leaves the session `exchanging` for good (with the connection stored or not):
-    // nothing is duplicated, but the link cannot be used again and the partner has to open a new
-    // connect session. One transaction needs `credentials::deposit_for_partner` to accept the
-    // caller's transaction.
     sqlx::query("UPDATE connect_sessions SET status = $1, connection_id = $2, updated_at = $3 WHERE id = $4")
         .bind(status)
         .bind(&connection)
         .bind(clock::now_ms())
         .bind(&session.id)
-        .execute(ctx.db.pool())
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(match connection {
         Some(id) => Ok((id, back)),
         None => Err(Failure::new("vault_revoked", back)),
