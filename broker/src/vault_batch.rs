@@ -190,6 +190,9 @@ async fn commit(db: &Db, jobs: &[Job]) -> Result<Vec<Result<Created, Error>>, Fa
         .map_err(|e| Failure::Staging(e.into()))?;
     let outcomes = stage(&mut tx, jobs).await.map_err(Failure::Staging)?;
     tx.commit().await.map_err(|e| Failure::Commit(e.into()))?;
+    // Their ratio is the mean batch size: how many creations share one commit.
+    metrics::counter!("connect_vault_batches_total").increment(1);
+    metrics::counter!("connect_vault_batch_requests_total").increment(jobs.len() as u64);
     Ok(outcomes)
 }
 
