@@ -133,9 +133,6 @@ async fn commit_and_answer(db: &Db, jobs: Vec<Job>) {
 
 fn answer(jobs: Vec<Job>, outcomes: Vec<Result<Created, Error>>) {
     for (job, outcome) in jobs.into_iter().zip(outcomes) {
-        if let Ok(Created::New(vault)) = &outcome {
-            tracing::info!(partner_id = job.vault.partner_id, vault_id = %vault.id, "vault created");
-        }
         let _ = job.done.send(outcome);
     }
 }

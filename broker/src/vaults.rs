@@ -70,7 +70,7 @@ pub async fn create(
     let id = ids::new(Kind::Vault);
     let key_pair = keys.new_vault_key(&id)?;
 
-    writer
+    let created = writer
         .create(NewVault {
             partner_id: tenant.partner_id().to_owned(),
             actor: tenant.actor().to_owned(),
@@ -81,7 +81,11 @@ pub async fn create(
             idem: idem.cloned(),
             created_at: clock::now_ms(),
         })
-        .await
+        .await?;
+    if let Created::New(vault) = &created {
+        tracing::info!(partner_id = tenant.partner_id(), vault_id = %vault.id, "vault created");
+    }
+    Ok(created)
 }
 
 /// One of the tenant's vaults; another partner's vault is not found.
