@@ -135,6 +135,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         )),
         resolver,
         audit: connect_broker::audit_batch::AuditBatcher::start(db.clone()),
+        vault_writer: connect_broker::vault_batch::VaultWriter::start(db.clone()),
         gate: gate.clone(),
         fleet: fleet.clone(),
     };

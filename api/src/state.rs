@@ -30,6 +30,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// The group-commit writer of proxied calls' audit events.
     pub audit: connect_broker::audit_batch::AuditBatcher,
+    /// The group-commit writer of new vaults.
+    pub vault_writer: connect_broker::vault_batch::VaultWriter,
     /// The outbound client's resolver settings.
     pub resolver: Arc<connect_broker::net::ResolverSettings>,
 }

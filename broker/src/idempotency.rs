@@ -76,3 +76,18 @@ pub async fn claim(
     }
     Ok(Some(existing))
 }
+
+/// Withdraws a claim this transaction made with [`claim`], when the object it was for turned
+/// out not to be created; a later request with the key is then judged afresh.
+pub async fn withdraw(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    idem: &Idempotency,
+) -> Result<(), Error> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE partner_id = $1 AND idem_key = $2")
+        .bind(partner_id)
+        .bind(&idem.key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

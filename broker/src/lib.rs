@@ -38,6 +38,7 @@ pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod validate;
+pub mod vault_batch;
 pub mod vaults;
 pub mod webhooks;
 

@@ -4,18 +4,20 @@
 //! unreadable (crypto-shredding).
 
 use serde::Serialize;
+use sqlx::AnyConnection;
 
 use crate::audit::{self, NewEvent};
 use crate::auth::Tenant;
 use crate::clock;
 use crate::connections::{self, RevokeContext};
 use crate::error::Error;
-use crate::idempotency::{self, Idempotency};
+use crate::idempotency::Idempotency;
 use crate::ids::{self, Kind};
 use crate::keys::MasterKeyRing;
 use crate::pagination::{Page, PageRequest};
-use crate::store::{self, Db};
+use crate::store::Db;
 use crate::validate;
+use crate::vault_batch::{NewVault, VaultWriter};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Vault {
@@ -47,8 +49,12 @@ pub struct Deleted {
 
 /// Creates a vault and its key pair. A second active vault for the same `external_user_id`
 /// is a conflict that names the existing vault.
+///
+/// The key pair is generated and wrapped here, on the caller's task; the rows and the audit
+/// event are committed by the shared writer, together with other requests' (see
+/// [`crate::vault_batch`]).
 pub async fn create(
-    db: &Db,
+    writer: &VaultWriter,
     keys: &MasterKeyRing,
     tenant: &Tenant,
     external_user_id: &str,
@@ -63,59 +69,23 @@ pub async fn create(
     let metadata = validate::metadata(metadata)?;
     let id = ids::new(Kind::Vault);
     let key_pair = keys.new_vault_key(&id)?;
-    let now = clock::now_ms();
 
-    let mut tx = db.pool().begin().await?;
-    if let Some(idem) = idem
-        && let Some(existing) = idempotency::claim(&mut tx, tenant.partner_id(), idem, &id).await?
-    {
-        tx.rollback().await?;
-        return Ok(Created::Replayed(get(db, tenant, &existing).await?));
+    let created = writer
+        .create(NewVault {
+            partner_id: tenant.partner_id().to_owned(),
+            actor: tenant.actor().to_owned(),
+            id,
+            external_user_id: external_user_id.to_owned(),
+            metadata,
+            key_pair,
+            idem: idem.cloned(),
+            created_at: clock::now_ms(),
+        })
+        .await?;
+    if let Created::New(vault) = &created {
+        tracing::info!(partner_id = tenant.partner_id(), vault_id = %vault.id, "vault created");
     }
-    let inserted = sqlx::query(
-        "INSERT INTO vaults (id, partner_id, external_user_id, metadata, status, recipient, wrapped_key,
-             master_key_version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8)",
-    )
-    .bind(&id)
-    .bind(tenant.partner_id())
-    .bind(external_user_id)
-    .bind(&metadata)
-    .bind(&key_pair.recipient)
-    .bind(&key_pair.wrapped)
-    .bind(key_pair.master_version)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
-    if let Err(err) = inserted {
-        tx.rollback().await?;
-        if store::is_unique_violation(&err) {
-            let existing = find_active(db, tenant, external_user_id)
-                .await?
-                .map(|v| v.id);
-            return Err(Error::Conflict {
-                what: "vault for this external_user_id",
-                existing_id: existing,
-            });
-        }
-        return Err(err.into());
-    }
-    audit::append(
-        &mut tx,
-        tenant.partner_id(),
-        NewEvent::lifecycle(tenant.actor(), "vault.created").vault(&id),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(partner_id = tenant.partner_id(), vault_id = %id, "vault created");
-    Ok(Created::New(Vault {
-        id,
-        external_user_id: external_user_id.to_owned(),
-        metadata,
-        status: "active".into(),
-        created_at: now,
-        revoked_at: None,
-    }))
+    Ok(created)
 }
 
 /// One of the tenant's vaults; another partner's vault is not found.
@@ -123,27 +93,23 @@ pub async fn get(db: &Db, tenant: &Tenant, vault_id: &str) -> Result<Vault, Erro
     if !ids::is_valid(Kind::Vault, vault_id) {
         return Err(Error::NotFound("vault"));
     }
-    let sql = format!("SELECT {VAULT_COLUMNS} FROM vaults WHERE id = $1 AND partner_id = $2");
-    sqlx::query_as(&sql)
-        .bind(vault_id)
-        .bind(tenant.partner_id())
-        .fetch_optional(db.pool())
+    let mut conn = db.pool().acquire().await?;
+    read(&mut conn, tenant.partner_id(), vault_id)
         .await?
         .ok_or(Error::NotFound("vault"))
 }
 
-async fn find_active(
-    db: &Db,
-    tenant: &Tenant,
-    external_user_id: &str,
+/// The vault `vault_id` of `partner_id`, read on `conn` (which may be inside a transaction).
+pub(crate) async fn read(
+    conn: &mut AnyConnection,
+    partner_id: &str,
+    vault_id: &str,
 ) -> Result<Option<Vault>, Error> {
-    let sql = format!(
-        "SELECT {VAULT_COLUMNS} FROM vaults WHERE partner_id = $1 AND external_user_id = $2 AND status = 'active'"
-    );
+    let sql = format!("SELECT {VAULT_COLUMNS} FROM vaults WHERE id = $1 AND partner_id = $2");
     Ok(sqlx::query_as(&sql)
-        .bind(tenant.partner_id())
-        .bind(external_user_id)
-        .fetch_optional(db.pool())
+        .bind(vault_id)
+        .bind(partner_id)
+        .fetch_optional(conn)
         .await?)
 }
 

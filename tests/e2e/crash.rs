@@ -4,6 +4,7 @@
 //! by repeating the request.
 
 mod deposits;
+mod provision;
 mod refresh;
 mod revoke;
 

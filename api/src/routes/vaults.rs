@@ -69,7 +69,7 @@ pub async fn create(
     };
 
     let created = vaults::create(
-        &state.db,
+        &state.vault_writer,
         &state.keys.current(),
         &tenant,
         &body.external_user_id,

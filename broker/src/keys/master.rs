@@ -15,6 +15,9 @@ use crate::secret::{ExposeSecret, SecretString};
 /// Every loaded master key version; the highest is the one new vault keys are wrapped with.
 pub struct MasterKeyRing {
     versions: BTreeMap<i64, Identity>,
+    /// Each version's public half, derived once: deriving it costs a scalar multiplication,
+    /// which every new vault key would otherwise pay again.
+    recipients: BTreeMap<i64, Recipient>,
 }
 
 impl std::fmt::Debug for MasterKeyRing {
@@ -34,11 +37,20 @@ pub struct VaultKeyPair {
 }
 
 impl MasterKeyRing {
+    fn from_versions(versions: BTreeMap<i64, Identity>) -> Self {
+        let recipients = versions
+            .iter()
+            .map(|(version, identity)| (*version, identity.to_public()))
+            .collect();
+        MasterKeyRing {
+            versions,
+            recipients,
+        }
+    }
+
     /// A new ring holding one fresh key, version 1.
     pub fn generate() -> Self {
-        MasterKeyRing {
-            versions: BTreeMap::from([(1, Identity::generate())]),
-        }
+        MasterKeyRing::from_versions(BTreeMap::from([(1, Identity::generate())]))
     }
 
     /// Parses key material; `source_name` only labels errors.
@@ -72,7 +84,7 @@ impl MasterKeyRing {
         if versions.is_empty() {
             return Err(malformed("it is empty"));
         }
-        Ok(MasterKeyRing { versions })
+        Ok(MasterKeyRing::from_versions(versions))
     }
 
     /// The key material, in the format [`MasterKeyRing::parse`] reads.
@@ -114,7 +126,7 @@ impl MasterKeyRing {
         let version = above.max(self.current_version()) + 1;
         let mut versions = self.versions.clone();
         versions.insert(version, Identity::generate());
-        (MasterKeyRing { versions }, version)
+        (MasterKeyRing::from_versions(versions), version)
     }
 
     /// This ring without the versions `drop` names; `None` if nothing would remain.
@@ -125,7 +137,7 @@ impl MasterKeyRing {
             .filter(|(v, _)| !drop.contains(v))
             .map(|(v, id)| (*v, id.clone()))
             .collect();
-        (!versions.is_empty()).then_some(MasterKeyRing { versions })
+        (!versions.is_empty()).then(|| MasterKeyRing::from_versions(versions))
     }
 
     /// Whether this ring holds `version`.
@@ -148,23 +160,17 @@ impl MasterKeyRing {
 
     /// The public recipient of a version, as `age1…` text. Public; safe to store and print.
     pub fn recipient(&self, version: i64) -> Option<String> {
-        self.versions
-            .get(&version)
-            .map(|id| id.to_public().to_string())
+        self.recipients.get(&version).map(Recipient::to_string)
     }
 
     /// Creates a vault key and wraps it with the current master version, bound to `vault_id`.
     pub fn new_vault_key(&self, vault_id: &str) -> Result<VaultKeyPair, KeyError> {
         let version = self.current_version();
-        let master = self.identity(version)?;
+        let master = self.public(version)?;
         let vault_identity = Identity::generate();
         let binding = Binding::vault_key(vault_id, version);
         let private = vault_identity.to_string();
-        let wrapped = seal::seal(
-            &master.to_public(),
-            &binding,
-            private.expose_secret().as_bytes(),
-        )?;
+        let wrapped = seal::seal(master, &binding, private.expose_secret().as_bytes())?;
         Ok(VaultKeyPair {
             recipient: vault_identity.to_public().to_string(),
             wrapped,
@@ -202,7 +208,7 @@ impl MasterKeyRing {
             wrapped,
         )?;
         seal::seal(
-            &self.identity(to)?.to_public(),
+            self.public(to)?,
             &Binding::vault_key(vault_id, to),
             private.expose_secret(),
         )
@@ -218,11 +224,7 @@ impl MasterKeyRing {
         to: i64,
     ) -> Result<Vec<u8>, KeyError> {
         let secret = seal::open(self.identity(from)?, &binding_of(from), blob)?;
-        seal::seal(
-            &self.identity(to)?.to_public(),
-            &binding_of(to),
-            secret.expose_secret(),
-        )
+        seal::seal(self.public(to)?, &binding_of(to), secret.expose_secret())
     }
 
     /// Seals `secret` to the current master key (integration client secrets, webhook signing
@@ -234,9 +236,9 @@ impl MasterKeyRing {
         secret: &[u8],
     ) -> Result<(Vec<u8>, i64), KeyError> {
         let version = self.current_version();
-        let recipient = self.identity(version)?.to_public();
+        let recipient = self.public(version)?;
         Ok((
-            seal::seal(&recipient, &binding_of(version), secret)?,
+            seal::seal(recipient, &binding_of(version), secret)?,
             version,
         ))
     }
@@ -249,6 +251,12 @@ impl MasterKeyRing {
         blob: &[u8],
     ) -> Result<crate::secret::SecretBytes, KeyError> {
         seal::open(self.identity(version)?, binding, blob)
+    }
+
+    fn public(&self, version: i64) -> Result<&Recipient, KeyError> {
+        self.recipients
+            .get(&version)
+            .ok_or_else(|| KeyError::UnknownVersion(format!("mk{version}")))
     }
 
     fn identity(&self, version: i64) -> Result<&Identity, KeyError> {
