@@ -41,7 +41,7 @@ pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 
 /// Request headers that never reach the upstream: the caller's own credentials, cookies,
 /// proxy and hop-by-hop headers, and those the client library sets itself.
-pub(crate) const DROPPED_REQUEST_HEADERS: &[&str] = &[
+const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "authorization",
     "cookie",
     "accept-encoding",
@@ -449,19 +449,7 @@ pub(crate) async fn send(
     credential: &SecretString,
 ) -> Result<reqwest::Response, Error> {
     let mut url = target.clone();
-    let mut request_headers = reqwest::header::HeaderMap::new();
-    for (name, value) in &outbound.headers {
-        let lower = name.to_ascii_lowercase();
-        if DROPPED_REQUEST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) = (
-            reqwest::header::HeaderName::from_bytes(lower.as_bytes()),
-            reqwest::header::HeaderValue::from_bytes(value),
-        ) {
-            request_headers.append(name, value);
-        }
-    }
+    let mut request_headers = forwarded_headers(outbound);
     let injected = match &integration.inject {
         Inject::Bearer => Some((
             "authorization".to_owned(),
@@ -497,24 +485,56 @@ pub(crate) async fn send(
         request_headers.remove(&name);
         request_headers.insert(name, value);
     }
+    dispatch(ctx, &outbound.method, url, request_headers, &outbound.body).await
+}
+
+/// The caller's headers that may reach an upstream (see [`DROPPED_REQUEST_HEADERS`]), and
+/// `Accept-Encoding: identity`: redaction reads the body as sent, so it must not be compressed.
+pub(crate) fn forwarded_headers(outbound: &Outbound) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &outbound.headers {
+        let lower = name.to_ascii_lowercase();
+        if DROPPED_REQUEST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(lower.as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        reqwest::header::HeaderValue::from_static("identity"),
+    );
+    headers
+}
+
+/// Sends one upstream request, within the upstream deadline, with failures as problem codes.
+pub(crate) async fn dispatch(
+    ctx: &ProxyContext<'_>,
+    method: &reqwest::Method,
+    url: url::Url,
+    headers: reqwest::header::HeaderMap,
+    body: &bytes::Bytes,
+) -> Result<reqwest::Response, Error> {
     // A replica that lost touch with the store may have missed a revocation: it sends nothing.
     if !ctx.fleet.lease_held() {
         return Err(Error::State("store_unavailable"));
     }
-    // Redaction reads the body as sent, so it must not be compressed.
-    request_headers.insert(
-        reqwest::header::ACCEPT_ENCODING,
-        reqwest::header::HeaderValue::from_static("identity"),
-    );
     ctx.http
-        .request(outbound.method.clone(), url)
+        .request(method.clone(), url)
         .timeout(ctx.gate.upstream_timeout())
-        .headers(request_headers)
-        .body(outbound.body.clone())
+        .headers(headers)
+        .body(body.clone())
         .send()
         .await
         .map_err(|err| {
-            if err.is_timeout() {
+            if net::is_blocked(&err) {
+                // The client's resolver refused every address the name has now.
+                Error::State("host_not_allowed")
+            } else if err.is_timeout() {
                 Error::State("upstream_timeout")
             } else {
                 Error::State("upstream_unreachable")

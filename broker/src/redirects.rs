@@ -30,7 +30,7 @@
 //! hop; a 401 at the end of a chain is passed back as it came.
 
 use reqwest::Method;
-use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{self, HeaderValue};
 use url::Url;
 
 use crate::error::Error;
@@ -185,50 +185,15 @@ fn refuse_carried_credential(
 }
 
 /// A hop to another origin: the caller's forwarded headers and the (possibly dropped) body,
-/// nothing injected. Built here rather than in the proxy's `send` so that sending without a
-/// credential is a separate path that cannot inject one by mistake.
+/// nothing injected. Kept apart from the proxy's `send` so that sending without a credential is
+/// a separate path that cannot inject one by mistake.
 async fn send_without_credential(
     ctx: &ProxyContext<'_>,
     next: &Url,
     request: &Outbound,
 ) -> Result<reqwest::Response, Error> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &request.headers {
-        let lower = name.to_ascii_lowercase();
-        if proxy::DROPPED_REQUEST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(lower.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    // Redaction reads the body as sent, so it must not be compressed.
-    headers.insert(
-        header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
-    );
-    if !ctx.fleet.lease_held() {
-        return Err(Error::State("store_unavailable"));
-    }
-    ctx.http
-        .request(request.method.clone(), next.clone())
-        .timeout(ctx.gate.upstream_timeout())
-        .headers(headers)
-        .body(request.body.clone())
-        .send()
-        .await
-        .map_err(|err| {
-            if net::is_blocked(&err) {
-                Error::State("host_not_allowed")
-            } else if err.is_timeout() {
-                Error::State("upstream_timeout")
-            } else {
-                Error::State("upstream_unreachable")
-            }
-        })
+    let headers = proxy::forwarded_headers(request);
+    proxy::dispatch(ctx, &request.method, next.clone(), headers, &request.body).await
 }
 
 #[cfg(test)]
