@@ -2,8 +2,9 @@
 
     python3 bench/report.py table RESULTS SUMMARY TITLE NAME...
         RESULTS holds one line per wrk run, "target_index req_per_s p99_us failed"; prints the
-        median throughput and median p99 of each target named NAME (in index order) and the
-        ratio of the last target (the broker) to the one before it (the nginx hop), and appends
+        median throughput and median p99 of each target named NAME (in index order), each
+        one's ratio to the target named "nginx hop", the broker's ratio to the "stack floor"
+        when that was measured, and appends
         "TITLE<tab>hop req/s<tab>hop p99 ms<tab>broker req/s<tab>broker p99 ms" to SUMMARY.
     python3 bench/report.py summary SUMMARY
         prints every backend and scale on one line each, with the broker's throughput relative
@@ -27,15 +28,19 @@ def table(results: str, summary: str, title: str, names: list[str]) -> None:
         for i, rs in runs.items()
     }
     print(f"\n{title}")
-    print(f"{'target':<10} {'req/s (median)':>15} {'p99 ms (median)':>16} {'failed':>7}"
+    print(f"{'target':<12} {'req/s (median)':>15} {'p99 ms (median)':>16} {'failed':>7}"
           f" {'vs nginx hop':>13}")
-    hop = median[len(names) - 2]
+    hop = median[names.index("nginx hop")]
     for i, name in enumerate(names):
         rps, p99, failed = median[i]
-        print(f"{name:<10} {rps:>15,.0f} {p99:>16.2f} {failed:>7} {rps / hop[0]:>12.2f}x")
-    broker = median[len(names) - 1]
+        print(f"{name:<12} {rps:>15,.0f} {p99:>16.2f} {failed:>7} {rps / hop[0]:>12.2f}x")
+    broker = median[names.index("broker")]
     print(f"broker / nginx hop: throughput {broker[0] / hop[0]:.2f}x, p99 latency "
           f"{broker[1] / hop[1]:.2f}x")
+    if "stack floor" in names:
+        floor = median[names.index("stack floor")]
+        print(f"broker / stack floor: throughput {broker[0] / floor[0]:.2f}x, p99 latency "
+              f"{broker[1] / floor[1]:.2f}x")
     with open(summary, "a") as out:
         out.write(f"{title}\t{hop[0]}\t{hop[1]}\t{broker[0]}\t{broker[1]}\n")
 
