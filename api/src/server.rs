@@ -134,7 +134,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.allow_private_upstreams,
         )),
         resolver,
-        audit: connect_broker::audit_batch::AuditBatcher::start(db.clone()),
+        audit: connect_broker::audit_batch::AuditBatcher::start(db.clone())
+            .map_err(|e| anyhow::anyhow!("starting the audit writer: {e}"))?,
         vault_writer: connect_broker::vault_batch::VaultWriter::start(db.clone()),
         gate: gate.clone(),
         fleet: fleet.clone(),

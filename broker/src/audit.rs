@@ -103,28 +103,68 @@ pub struct Event {
 }
 
 impl Event {
+    /// The hash of this event: SHA-256 over the compact JSON array
+    /// `["v1", id, partner_id, seq, occurred_at, actor, action, vault_id, connection_id,
+    /// integration, method, host, path, status, outcome, reason, duration_ms, prev_hash]`
+    /// (absent fields as `null`), written straight into the hasher.
     fn compute_hash(&self, partner_id: &str) -> String {
-        let content = serde_json::json!([
-            "v1",
-            self.id,
-            partner_id,
-            self.seq,
-            self.occurred_at,
-            self.actor,
-            self.action,
-            self.vault_id,
-            self.connection_id,
-            self.integration,
-            self.method,
-            self.host,
-            self.path,
-            self.status,
-            self.outcome,
-            self.reason,
-            self.duration_ms,
-            self.prev_hash,
-        ]);
-        hex::encode(Sha256::digest(content.to_string().as_bytes()))
+        let mut hasher = Sha256::new();
+        let fields: [&dyn erased::Field; 18] = [
+            &"v1",
+            &self.id.as_str(),
+            &partner_id,
+            &self.seq,
+            &self.occurred_at,
+            &self.actor.as_str(),
+            &self.action.as_str(),
+            &self.vault_id,
+            &self.connection_id,
+            &self.integration,
+            &self.method,
+            &self.host,
+            &self.path,
+            &self.status,
+            &self.outcome.as_str(),
+            &self.reason,
+            &self.duration_ms,
+            &self.prev_hash.as_str(),
+        ];
+        for (n, field) in fields.iter().enumerate() {
+            hasher.update(if n == 0 { b"[" } else { b"," });
+            field.write_json(&mut hasher);
+        }
+        hasher.update(b"]");
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// The field types an event hash covers, each written as serde_json writes it.
+mod erased {
+    use sha2::{Digest, Sha256};
+
+    pub trait Field {
+        fn write_json(&self, hasher: &mut Sha256);
+    }
+
+    impl<T: serde::Serialize> Field for T {
+        fn write_json(&self, hasher: &mut Sha256) {
+            serde_json::to_writer(Updater(hasher), self)
+                .expect("strings, integers and null always serialise");
+        }
+    }
+
+    /// Feeds what serde_json writes into the hasher.
+    struct Updater<'a>(&'a mut Sha256);
+
+    impl std::io::Write for Updater<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }
 
@@ -152,6 +192,41 @@ pub async fn append_all(
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    let (last_seq, prev_hash): (i64, String) = sqlx::query_as(
+        "UPDATE partners SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head",
+    )
+    .bind(events.len() as i64)
+    .bind(partner_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let stored = chain(partner_id, last_seq, prev_hash, events)?;
+    for rows in stored.chunks(ROWS_PER_INSERT) {
+        insert_rows(conn, partner_id, rows).await?;
+    }
+    let head = &stored.last().expect("events is not empty").hash;
+    sqlx::query("UPDATE partners SET audit_head = $1 WHERE id = $2")
+        .bind(head)
+        .bind(partner_id)
+        .execute(&mut *conn)
+        .await?;
+    // The webhook outbox: a change that a webhook reports is enqueued by the append that
+    // records it, in the same transaction.
+    for row in &stored {
+        crate::webhooks::outbox::enqueue(conn, partner_id, row).await?;
+    }
+    Ok(stored.into_iter().map(|row| row.id).collect())
+}
+
+/// Turns `events` into the rows that extend a chain whose sequence counter now stands at
+/// `last_seq` (already advanced by `events.len()`) and whose head before them is `prev_hash`.
+/// The caller holds the partner row's lock and stores the rows, then moves the head to the last
+/// row's hash.
+pub(crate) fn chain(
+    partner_id: &str,
+    last_seq: i64,
+    mut prev_hash: String,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Event>, Error> {
     if events
         .iter()
         .any(|e| e.path.as_deref().is_some_and(|p| p.contains('?')))
@@ -160,13 +235,6 @@ pub async fn append_all(
             "audit paths never carry a query string"
         )));
     }
-    let (last_seq, mut prev_hash): (i64, String) = sqlx::query_as(
-        "UPDATE partners SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head",
-    )
-    .bind(events.len() as i64)
-    .bind(partner_id)
-    .fetch_one(&mut *conn)
-    .await?;
     let occurred_at = clock::now_ms();
     let first_seq = last_seq - events.len() as i64 + 1;
     let mut stored = Vec::with_capacity(events.len());
@@ -194,20 +262,7 @@ pub async fn append_all(
         prev_hash = row.hash.clone();
         stored.push(row);
     }
-    for rows in stored.chunks(ROWS_PER_INSERT) {
-        insert_rows(conn, partner_id, rows).await?;
-    }
-    sqlx::query("UPDATE partners SET audit_head = $1 WHERE id = $2")
-        .bind(&prev_hash)
-        .bind(partner_id)
-        .execute(&mut *conn)
-        .await?;
-    // The webhook outbox: a change that a webhook reports is enqueued by the append that
-    // records it, in the same transaction.
-    for row in &stored {
-        crate::webhooks::outbox::enqueue(conn, partner_id, row).await?;
-    }
-    Ok(stored.into_iter().map(|row| row.id).collect())
+    Ok(stored)
 }
 
 async fn insert_rows(
@@ -407,4 +462,81 @@ pub async fn verify(db: &Db, tenant: &Tenant) -> Result<Verification, Error> {
         head: prev,
         first_broken: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash as first defined: the same array built as a `serde_json::Value`. Stored chains
+    /// were hashed this way, so the streamed form must match it byte for byte.
+    fn reference_hash(event: &Event, partner_id: &str) -> String {
+        let content = serde_json::json!([
+            "v1",
+            event.id,
+            partner_id,
+            event.seq,
+            event.occurred_at,
+            event.actor,
+            event.action,
+            event.vault_id,
+            event.connection_id,
+            event.integration,
+            event.method,
+            event.host,
+            event.path,
+            event.status,
+            event.outcome,
+            event.reason,
+            event.duration_ms,
+            event.prev_hash,
+        ]);
+        hex::encode(Sha256::digest(content.to_string().as_bytes()))
+    }
+
+    fn event(text: &str, number: i64, present: bool) -> Event {
+        let optional = |s: &str| present.then(|| s.to_owned());
+        Event {
+            id: format!("evt_{text}"),
+            seq: number,
+            occurred_at: number.wrapping_mul(1_000_003),
+            actor: text.to_owned(),
+            action: "proxy.request".into(),
+            vault_id: optional(text),
+            connection_id: optional("con_01"),
+            integration: optional(text),
+            method: optional("GET"),
+            host: optional("api.example.com"),
+            path: optional(&format!("/{text}")),
+            status: present.then_some(number),
+            outcome: "success".into(),
+            reason: optional(text),
+            duration_ms: present.then_some(number.wrapping_neg()),
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_streamed_hash_matches_the_value_built_one() {
+        let texts = [
+            "",
+            "plain",
+            "quote \" backslash \\ slash /",
+            "controls \n \r \t \u{0} \u{1f} \u{7f}",
+            "unicode é ü 漢字 😀 \u{2028}",
+        ];
+        for (n, text) in texts.iter().enumerate() {
+            for number in [0, 1, -1, i64::MAX, i64::MIN, n as i64 * 7919] {
+                for present in [true, false] {
+                    let event = event(text, number, present);
+                    assert_eq!(
+                        event.compute_hash("ptn_ü\"x"),
+                        reference_hash(&event, "ptn_ü\"x"),
+                        "{text:?} {number} {present}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 mod deposits;
 mod provision;
+mod proxy_audit;
 mod refresh;
 mod revoke;
 

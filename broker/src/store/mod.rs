@@ -8,7 +8,7 @@
 //!   only if no other writer committed in between, and fails at once otherwise; starting with a
 //!   write takes the lock up front (PostgreSQL takes a row lock the same way).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ impl Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite database file, for the audit writer's own connection.
+    sqlite_path: Option<PathBuf>,
 }
 
 /// The default SQLite URL for a data directory.
@@ -100,7 +102,22 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend })
+        // The file SQLite itself opened, as it resolved the URL.
+        let sqlite_path = match backend {
+            Backend::Sqlite => Some(PathBuf::from(
+                sqlx::query_scalar::<_, String>(
+                    "SELECT file FROM pragma_database_list WHERE name = 'main'",
+                )
+                .fetch_one(&pool)
+                .await?,
+            )),
+            Backend::Postgres => None,
+        };
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_path,
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -109,6 +126,11 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The SQLite database file (`None` on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
     }
 
     /// Applies pending migrations.
@@ -151,7 +173,7 @@ impl Db {
 /// committed change survives a crash. Temporary data (statement journals, sorts) stays in memory:
 /// no temporary file to create, write and unlink per batch, and no page image outside the
 /// database and its WAL.
-const SQLITE_PRAGMAS: &[&str] = &[
+pub(crate) const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA temp_store = MEMORY",
     "PRAGMA journal_mode = WAL",
     "PRAGMA secure_delete = ON",

@@ -1,0 +1,163 @@
+//! Group commit for the audit events of proxied calls.
+//!
+//! Every proxied call's event must be committed before its answer is returned. Committing each
+//! one in its own transaction costs one fsync per call; here calls queue their events and one
+//! writer commits whatever has queued while the previous commit was in flight, in a single
+//! transaction, then answers every waiting call. Under load a batch holds many events and
+//! costs one fsync; alone, a call waits for just its own commit. Chain order is commit order.
+//!
+//! Two writers share that shape. On PostgreSQL ([`pooled`]) the writer is a task holding a
+//! pooled connection, since several replicas append at once and every statement is a network
+//! round trip anyway. On SQLite ([`sqlite`]) it is a thread with its own connection to the
+//! database file: a batch then runs as plain calls into SQLite instead of one hand-off to a
+//! sqlx worker thread and back per statement, which cost two context switches each.
+
+mod pooled;
+mod sqlite;
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::NewEvent;
+use crate::error::Error;
+use crate::store::Db;
+
+/// Most events in one transaction.
+const MAX_BATCH: usize = 256;
+
+struct Job {
+    partner_id: String,
+    event: NewEvent,
+    /// A connection whose `last_used_at` this call advances.
+    used: Option<String>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The handle calls append through. Cloning shares the one writer.
+#[derive(Clone)]
+pub struct AuditBatcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl AuditBatcher {
+    /// Starts the writer: a thread on SQLite, a task on the current Tokio runtime on PostgreSQL.
+    pub fn start(db: Db) -> Result<AuditBatcher, Error> {
+        let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        match db.sqlite_path() {
+            Some(path) => sqlite::spawn(path.to_owned(), queue)?,
+            None => {
+                tokio::spawn(pooled::write(db, queue));
+            }
+        }
+        Ok(AuditBatcher { jobs })
+    }
+
+    /// Appends `event` to `partner_id`'s chain and returns once it is committed. For events no
+    /// webhook reports: the writers do not fill the webhook outbox.
+    pub async fn append(
+        &self,
+        partner_id: &str,
+        event: NewEvent,
+        used: Option<&str>,
+    ) -> Result<(), Error> {
+        if crate::webhooks::EVENT_TYPES.contains(&event.action) {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "{} is reported by webhooks and is appended in its change's transaction",
+                event.action
+            )));
+        }
+        let (done, committed) = oneshot::channel();
+        let job = Job {
+            partner_id: partner_id.to_owned(),
+            event,
+            used: used.map(str::to_owned),
+            done,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
+        committed
+            .await
+            .map_err(|_| Error::Internal(anyhow::anyhow!("the audit writer has stopped")))?
+            .map_err(|reason| {
+                Error::Internal(anyhow::anyhow!("audit batch not committed: {reason}"))
+            })
+    }
+}
+
+/// A batch split into the calls to answer and the work to commit: each partner's events in
+/// arrival order, partners in id order (the lock order), and the connections used, once each.
+struct Batch {
+    answers: Vec<oneshot::Sender<Result<(), String>>>,
+    by_partner: BTreeMap<String, Vec<NewEvent>>,
+    used: Vec<String>,
+}
+
+impl Batch {
+    /// `first` and whatever else has queued, up to [`MAX_BATCH`].
+    fn gather(first: Job, queue: &mut mpsc::Receiver<Job>) -> Batch {
+        let mut batch = Batch {
+            answers: Vec::new(),
+            by_partner: BTreeMap::new(),
+            used: Vec::new(),
+        };
+        let mut next = Some(first);
+        while let Some(job) = next {
+            batch.answers.push(job.done);
+            batch
+                .by_partner
+                .entry(job.partner_id)
+                .or_default()
+                .push(job.event);
+            batch.used.extend(job.used);
+            next = match batch.answers.len() < MAX_BATCH {
+                true => queue.try_recv().ok(),
+                false => None,
+            };
+        }
+        batch.used.sort();
+        batch.used.dedup();
+        batch
+    }
+
+    /// Tells every waiting call how the commit went.
+    fn answer(self, result: Result<(), String>) {
+        if let Err(reason) = &result {
+            tracing::error!(events = self.answers.len(), error = %reason, "audit batch failed");
+        }
+        for answer in self.answers {
+            let _ = answer.send(result.clone());
+        }
+    }
+}
+
+/// `last_used_at` is kept to within [`LAST_USED_PRECISION_MS`]: a connection in steady use costs
+/// one row write per that period, not one per call.
+const LAST_USED_PRECISION_MS: i64 = 30_000;
+
+/// When this writer last advanced each connection's `last_used_at`; bounded by forgetting
+/// entries older than the precision whenever it grows large.
+#[derive(Default)]
+struct RecentlyUsed {
+    written: HashMap<String, i64>,
+}
+
+impl RecentlyUsed {
+    fn due(&mut self, connection_id: &str, now: i64) -> bool {
+        if self
+            .written
+            .get(connection_id)
+            .is_some_and(|at| now - at < LAST_USED_PRECISION_MS)
+        {
+            return false;
+        }
+        if self.written.len() >= 100_000 {
+            self.written
+                .retain(|_, at| now - *at < LAST_USED_PRECISION_MS);
+        }
+        self.written.insert(connection_id.to_owned(), now);
+        true
+    }
+}

@@ -1,0 +1,109 @@
+//! Proxied calls killed in flight: a call answered before the kill has its audit event after the
+//! restart (the event is committed before the answer goes out), and the chain still verifies.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{KILLS, assert_audit_verifies, random_delay};
+use crate::on_both_backends;
+use crate::proxy::api_key_connection;
+use crate::proxy::upstream::{Answer, Upstream};
+use crate::support::{Backend, TestApp};
+
+on_both_backends!(every_answered_proxied_call_has_its_event_after_a_kill);
+
+/// Concurrent callers per round.
+const CALLERS: usize = 24;
+
+/// The paths of every `proxy.request` event on `connection`, all pages.
+async fn audited_paths(app: &TestApp, connection: &str) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query =
+            format!("/v1/audit?connection_id={connection}&action=proxy.request&limit=100");
+        if let Some(cursor) = &cursor {
+            query.push_str(&format!("&cursor={cursor}"));
+        }
+        let page: Value = app
+            .get(&app.partner.key, &query)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for event in page["data"].as_array().unwrap() {
+            paths.insert(event["path"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return paths,
+        }
+    }
+}
+
+async fn every_answered_proxied_call_has_its_event_after_a_kill(backend: Backend) {
+    let upstream = Upstream::start(Answer::Echo).await;
+    let mut app =
+        TestApp::spawn_with(backend, &[("CONNECT_ALLOW_PRIVATE_UPSTREAMS", "true")]).await;
+    let connection = api_key_connection(&app, &upstream.base, "127.0.0.1", "crash-proxy-key").await;
+
+    let mut answered = Vec::new();
+    let mut unanswered = 0;
+    for round in 0..KILLS {
+        // Each caller calls in a loop until the kill cuts it off; every call has its own path.
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|caller| {
+                let (http, url, key) = (
+                    app.http.clone(),
+                    app.url(&format!("/v1/proxy/{connection}/")),
+                    app.partner.key.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut answered = Vec::new();
+                    for n in 0.. {
+                        let path = format!("r{round}/c{caller}/n{n}");
+                        match http
+                            .get(format!("{url}{path}"))
+                            .bearer_auth(&key)
+                            .send()
+                            .await
+                        {
+                            Ok(response) if response.status() == 200 => answered.push(path),
+                            _ => return (answered, 1),
+                        }
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(150) + random_delay(150)).await;
+        app.kill_and_restart().await;
+        for caller in callers {
+            let (paths, cut) = caller.await.unwrap();
+            answered.extend(paths);
+            unanswered += cut;
+        }
+    }
+    assert!(!answered.is_empty(), "no call was answered before a kill");
+
+    let audited = audited_paths(&app, &connection).await;
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|path| !audited.contains(&format!("/{path}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered calls have no audit event, e.g. {:?}",
+        missing.len(),
+        answered.len(),
+        missing.first()
+    );
+    eprintln!(
+        "{} calls answered before {KILLS} kills all audited; {unanswered} cut off",
+        answered.len()
+    );
+    assert_audit_verifies(&app).await;
+}
