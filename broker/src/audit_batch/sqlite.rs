@@ -51,7 +51,7 @@ fn write(path: PathBuf, conn: Connection, mut queue: mpsc::Receiver<Job>) {
                 }
                 result
             }
-            Err(err) => Err(err),
+            Err(err) => Err(Failure::Sqlite(err)),
         };
         batch.answer(result.map_err(|err| err.to_string()));
     }
@@ -75,7 +75,7 @@ fn commit(
     conn: &mut Connection,
     batch: &mut Batch,
     recently_used: &mut RecentlyUsed,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), Failure> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (partner_id, events) in std::mem::take(&mut batch.by_partner) {
         let (last_seq, head): (i64, String) = tx
@@ -83,7 +83,7 @@ fn commit(
             .query_row(params![events.len() as i64, partner_id], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?;
-        let rows = audit::chain(&partner_id, last_seq, head, events).map_err(refused)?;
+        let rows = audit::chain(&partner_id, last_seq, head, events).map_err(Failure::Refused)?;
         let mut insert = tx.prepare_cached(INSERT_EVENT)?;
         for row in &rows {
             insert.execute(params![
@@ -129,9 +129,13 @@ fn commit(
     Ok(())
 }
 
-/// An event the chain refuses, as a SQLite-side error so the batch rolls back.
-fn refused(err: Error) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(err.to_string().into())
+/// Why a batch was not committed; the transaction is rolled back either way.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Refused(Error),
 }
 
 fn internal(err: rusqlite::Error) -> Error {
