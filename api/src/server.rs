@@ -122,6 +122,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             ..DeliverySettings::default()
         },
     );
+    let (audit, audit_writer) = connect_broker::audit_batch::AuditBatcher::start(db.clone())
+        .map_err(|e| anyhow::anyhow!("starting the audit writer: {e}"))?;
     let state = AppState {
         db: db.clone(),
         keys,
@@ -134,8 +136,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.allow_private_upstreams,
         )),
         resolver,
-        audit: connect_broker::audit_batch::AuditBatcher::start(db.clone())
-            .map_err(|e| anyhow::anyhow!("starting the audit writer: {e}"))?,
+        audit,
         vault_writer: connect_broker::vault_batch::VaultWriter::start(db.clone()),
         gate: gate.clone(),
         fleet: fleet.clone(),
@@ -148,6 +149,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let served = server.run().await;
     webhooks.stop().await;
+    audit_writer.stop().await;
     served?;
     fleet.leave().await;
     tracing::info!("agentsecrets-connect stopped");

@@ -178,6 +178,26 @@ pub async fn append(
     Ok(ids.pop().expect("one event appended"))
 }
 
+/// Claims `$1` sequence numbers on partner `$2`'s chain (locking it) and returns the counter's
+/// new value and the head before them.
+pub(crate) const CLAIM_SEQUENCE: &str =
+    "UPDATE partners SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head";
+/// Moves partner `$2`'s chain head to `$1`.
+pub(crate) const MOVE_HEAD: &str = "UPDATE partners SET audit_head = $1 WHERE id = $2";
+/// The stored columns of an event, in the order [`insert_rows`] binds them.
+pub(crate) const INSERT_COLUMNS: &str = "INSERT INTO audit_events (id, partner_id, seq, occurred_at, actor, action, vault_id,
+     connection_id, integration, method, host, path, status, outcome, reason, duration_ms, prev_hash, hash)";
+
+/// Refuses an event no chain may hold: a path with a query string.
+pub(crate) fn check(event: &NewEvent) -> Result<(), Error> {
+    if event.path.as_deref().is_some_and(|p| p.contains('?')) {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "audit paths never carry a query string"
+        )));
+    }
+    Ok(())
+}
+
 /// Rows per INSERT statement when appending many events (18 parameters each).
 const ROWS_PER_INSERT: usize = 32;
 
@@ -192,19 +212,17 @@ pub async fn append_all(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let (last_seq, prev_hash): (i64, String) = sqlx::query_as(
-        "UPDATE partners SET audit_seq = audit_seq + $1 WHERE id = $2 RETURNING audit_seq, audit_head",
-    )
-    .bind(events.len() as i64)
-    .bind(partner_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let (last_seq, prev_hash): (i64, String) = sqlx::query_as(CLAIM_SEQUENCE)
+        .bind(events.len() as i64)
+        .bind(partner_id)
+        .fetch_one(&mut *conn)
+        .await?;
     let stored = chain(partner_id, last_seq, prev_hash, events)?;
     for rows in stored.chunks(ROWS_PER_INSERT) {
         insert_rows(conn, partner_id, rows).await?;
     }
     let head = &stored.last().expect("events is not empty").hash;
-    sqlx::query("UPDATE partners SET audit_head = $1 WHERE id = $2")
+    sqlx::query(MOVE_HEAD)
         .bind(head)
         .bind(partner_id)
         .execute(&mut *conn)
@@ -227,13 +245,8 @@ pub(crate) fn chain(
     mut prev_hash: String,
     events: Vec<NewEvent>,
 ) -> Result<Vec<Event>, Error> {
-    if events
-        .iter()
-        .any(|e| e.path.as_deref().is_some_and(|p| p.contains('?')))
-    {
-        return Err(Error::Internal(anyhow::anyhow!(
-            "audit paths never carry a query string"
-        )));
+    for event in &events {
+        check(event)?;
     }
     let occurred_at = clock::now_ms();
     let first_seq = last_seq - events.len() as i64 + 1;
@@ -275,10 +288,7 @@ async fn insert_rows(
     // statement cost the square of its parameter count; anonymous `?` parameters bind by
     // position. PostgreSQL takes only the numbered form.
     let anonymous = conn.backend_name().eq_ignore_ascii_case("sqlite");
-    let mut sql = String::from(
-        "INSERT INTO audit_events (id, partner_id, seq, occurred_at, actor, action, vault_id, connection_id,
-             integration, method, host, path, status, outcome, reason, duration_ms, prev_hash, hash) VALUES ",
-    );
+    let mut sql = format!("{INSERT_COLUMNS} VALUES ");
     for n in 0..rows.len() {
         if n > 0 {
             sql.push_str(", ");
@@ -514,6 +524,21 @@ mod tests {
             duration_ms: present.then_some(number.wrapping_neg()),
             prev_hash: GENESIS.into(),
             hash: String::new(),
+        }
+    }
+
+    const KNOWN_HASH: &str = "185ba22cff960004fde63c4f3270bb1295132a35351f103cbca284b9e6ec947d";
+    const BARE_HASH: &str = "344384f4594e9cb0f1ff5b1bd9a0214f018f3d420fc4cb18440ad4aaea3e596d";
+
+    /// Pinned so that a change of serialisation (here or in serde_json) cannot pass by changing
+    /// the reference along with the code.
+    #[test]
+    fn a_known_event_keeps_its_hash() {
+        let known = event("known \"é\"", 42, true);
+        let bare = event("", 7, false);
+        for (event, pinned) in [(known, KNOWN_HASH), (bare, BARE_HASH)] {
+            assert_eq!(event.compute_hash("ptn_01"), pinned);
+            assert_eq!(reference_hash(&event, "ptn_01"), pinned);
         }
     }
 

@@ -215,6 +215,16 @@ async fn sigterm_stops_the_server_cleanly(backend: Backend) {
 
     assert!(status.success(), "exit status {status:?}");
     assert!(app.server.logs().contains("agentsecrets-connect stopped"));
+    // Every SQLite connection was closed (the last one to close folds the write-ahead log into
+    // the database and removes it), the audit writer's own included.
+    if backend == Backend::Sqlite {
+        let wal = app.db.data_dir().join("connect.db-wal");
+        assert!(
+            !wal.exists(),
+            "{} is left after a clean stop",
+            wal.display()
+        );
+    }
 }
 
 async fn migrate_applies_the_schema_to_an_empty_database(backend: Backend) {

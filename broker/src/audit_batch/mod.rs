@@ -34,27 +34,47 @@ struct Job {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// What the writer is sent: events to commit, or the word to finish what is queued and stop.
+/// Nearly every message is a job, so it is kept inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Job(Job),
+    Stop,
+}
+
 /// The handle calls append through. Cloning shares the one writer.
 #[derive(Clone)]
 pub struct AuditBatcher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Message>,
+}
+
+/// Stops the writer at shutdown.
+pub struct AuditWriter {
+    jobs: mpsc::Sender<Message>,
+    stopped: oneshot::Receiver<()>,
 }
 
 impl AuditBatcher {
     /// Starts the writer: a thread on SQLite, a task on the current Tokio runtime on PostgreSQL.
-    pub fn start(db: Db) -> Result<AuditBatcher, Error> {
+    pub fn start(db: Db) -> Result<(AuditBatcher, AuditWriter), Error> {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
+        let (stop, stopped) = oneshot::channel();
         match db.sqlite_path() {
-            Some(path) => sqlite::spawn(path.to_owned(), queue)?,
+            Some(path) => sqlite::spawn(path.to_owned(), queue, stop)?,
             None => {
-                tokio::spawn(pooled::write(db, queue));
+                tokio::spawn(pooled::write(db, queue, stop));
             }
         }
-        Ok(AuditBatcher { jobs })
+        let writer = AuditWriter {
+            jobs: jobs.clone(),
+            stopped,
+        };
+        Ok((AuditBatcher { jobs }, writer))
     }
 
-    /// Appends `event` to `partner_id`'s chain and returns once it is committed. For events no
-    /// webhook reports: the writers do not fill the webhook outbox.
+    /// Appends `event` to `partner_id`'s chain and returns once it is committed. Only for events
+    /// no webhook reports (the SQLite writer does not fill the webhook outbox, and both writers
+    /// refuse them alike); those are appended in their change's own transaction.
     pub async fn append(
         &self,
         partner_id: &str,
@@ -67,6 +87,8 @@ impl AuditBatcher {
                 event.action
             )));
         }
+        // Refused here, alone, rather than failing a batch shared with other calls.
+        crate::audit::check(&event)?;
         let (done, committed) = oneshot::channel();
         let job = Job {
             partner_id: partner_id.to_owned(),
@@ -75,7 +97,7 @@ impl AuditBatcher {
             done,
         };
         self.jobs
-            .send(job)
+            .send(Message::Job(job))
             .await
             .map_err(|_| Error::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
         committed
@@ -87,24 +109,51 @@ impl AuditBatcher {
     }
 }
 
+impl AuditWriter {
+    /// Commits what is queued, closes the writer's connection and waits (at most 15 s) for it.
+    /// Appends after this fail.
+    pub async fn stop(self) {
+        if self.jobs.send(Message::Stop).await.is_err() {
+            return;
+        }
+        if tokio::time::timeout(std::time::Duration::from_secs(15), self.stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the audit writer was still committing at shutdown");
+        }
+    }
+}
+
 /// A batch split into the calls to answer and the work to commit: each partner's events in
 /// arrival order, partners in id order (the lock order), and the connections used, once each.
 struct Batch {
     answers: Vec<oneshot::Sender<Result<(), String>>>,
     by_partner: BTreeMap<String, Vec<NewEvent>>,
     used: Vec<String>,
+    /// A stop arrived while gathering: commit this batch, then end.
+    last: bool,
 }
 
 impl Batch {
-    /// `first` and whatever else has queued, up to [`MAX_BATCH`].
-    fn gather(first: Job, queue: &mut mpsc::Receiver<Job>) -> Batch {
+    /// The next batch: the first message and whatever else has queued, up to [`MAX_BATCH`]
+    /// events. `None` once the writer is to stop.
+    fn gather(first: Message, queue: &mut mpsc::Receiver<Message>) -> Option<Batch> {
         let mut batch = Batch {
             answers: Vec::new(),
             by_partner: BTreeMap::new(),
             used: Vec::new(),
+            last: false,
         };
         let mut next = Some(first);
-        while let Some(job) = next {
+        while let Some(message) = next {
+            let job = match message {
+                Message::Job(job) => job,
+                Message::Stop => {
+                    batch.last = true;
+                    break;
+                }
+            };
             batch.answers.push(job.done);
             batch
                 .by_partner
@@ -117,19 +166,23 @@ impl Batch {
                 false => None,
             };
         }
+        if batch.answers.is_empty() {
+            return None;
+        }
         batch.used.sort();
         batch.used.dedup();
-        batch
+        Some(batch)
     }
 
-    /// Tells every waiting call how the commit went.
-    fn answer(self, result: Result<(), String>) {
+    /// Tells every waiting call how the commit went; returns the connections to mark used.
+    fn answer(&mut self, result: Result<(), String>) -> Vec<String> {
         if let Err(reason) = &result {
             tracing::error!(events = self.answers.len(), error = %reason, "audit batch failed");
         }
-        for answer in self.answers {
+        for answer in self.answers.drain(..) {
             let _ = answer.send(result.clone());
         }
+        std::mem::take(&mut self.used)
     }
 }
 

@@ -3,41 +3,53 @@
 
 use sqlx::Connection;
 use sqlx::pool::PoolConnection;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Batch, Job, RecentlyUsed};
+use super::{Batch, Message, RecentlyUsed};
 use crate::audit;
 use crate::clock;
 use crate::error::Error;
 use crate::store::Db;
 
 /// The writer keeps its connection from one batch to the next and takes a fresh one after a
-/// failed batch.
-pub(super) async fn write(db: Db, mut queue: mpsc::Receiver<Job>) {
+/// failed batch. It ends on [`super::AuditWriter::stop`] or when every handle is dropped, and
+/// says so on `stopped` once its connection is back in the pool.
+pub(super) async fn write(
+    db: Db,
+    mut queue: mpsc::Receiver<Message>,
+    stopped: oneshot::Sender<()>,
+) {
     let mut recently_used = RecentlyUsed::default();
     let mut held: Option<PoolConnection<sqlx::Any>> = None;
     while let Some(first) = queue.recv().await {
-        let mut batch = Batch::gather(first, &mut queue);
-        let result = commit(&db, &mut held, &mut batch, &mut recently_used)
+        let Some(mut batch) = Batch::gather(first, &mut queue) else {
+            break;
+        };
+        let result = commit(&db, &mut held, &mut batch)
             .await
             .map_err(|err| err.to_string());
         if result.is_err() {
             held = None;
         }
-        batch.answer(result);
+        let used = batch.answer(result);
+        if let Some(conn) = held.as_mut() {
+            mark_used(conn, &used, &mut recently_used).await;
+        }
+        if batch.last {
+            break;
+        }
     }
+    drop(held);
+    let _ = stopped.send(());
 }
 
 /// Commits a batch. Lock order matters on PostgreSQL, where several replicas' writers and the
 /// lifecycle transactions run at once: the audit transaction locks only partner rows, in
-/// partner order, each partner's events appended in arrival order; `last_used_at` is advanced
-/// after it, one row per statement outside any transaction, so this writer never holds a
-/// connection row while it waits for a partner row — the order a revocation takes them in.
+/// partner order, each partner's events appended in arrival order.
 async fn commit(
     db: &Db,
     held: &mut Option<PoolConnection<sqlx::Any>>,
     batch: &mut Batch,
-    recently_used: &mut RecentlyUsed,
 ) -> Result<(), Error> {
     let conn = match held {
         Some(conn) => conn,
@@ -49,9 +61,19 @@ async fn commit(
         audit::append_all(&mut tx, &partner_id, events).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
 
+/// Advances `last_used_at` after the calls are answered, one row per statement outside any
+/// transaction, so this writer never holds a connection row while it waits for a partner row —
+/// the order a revocation takes them in.
+async fn mark_used(
+    conn: &mut PoolConnection<sqlx::Any>,
+    used: &[String],
+    recently_used: &mut RecentlyUsed,
+) {
     let now = clock::now_ms();
-    for connection_id in &batch.used {
+    for connection_id in used {
         if !recently_used.due(connection_id, now) {
             continue;
         }
@@ -65,5 +87,4 @@ async fn commit(
             tracing::warn!(connection_id, error = %err, "advancing last_used_at failed");
         }
     }
-    Ok(())
 }

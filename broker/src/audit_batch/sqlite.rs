@@ -8,42 +8,49 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Batch, Job, RecentlyUsed};
-use crate::audit;
+use super::{Batch, Message, RecentlyUsed};
+use crate::audit::{self, CLAIM_SEQUENCE, INSERT_COLUMNS, MOVE_HEAD};
 use crate::clock;
 use crate::error::Error;
 use crate::store::SQLITE_PRAGMAS;
 
-const CLAIM_SEQUENCE: &str =
-    "UPDATE partners SET audit_seq = audit_seq + ?1 WHERE id = ?2 RETURNING audit_seq, audit_head";
-const INSERT_EVENT: &str = "INSERT INTO audit_events (id, partner_id, seq, occurred_at, actor,
-     action, vault_id, connection_id, integration, method, host, path, status, outcome, reason,
-     duration_ms, prev_hash, hash)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
-const MOVE_HEAD: &str = "UPDATE partners SET audit_head = ?1 WHERE id = ?2";
-const MARK_USED: &str = "UPDATE connections SET last_used_at = ?1 WHERE id = ?2";
+const MARK_USED: &str = "UPDATE connections SET last_used_at = $1 WHERE id = $2";
 
 /// Opens the writer's connection (so a database it cannot open fails start-up) and starts the
-/// thread, which ends when every [`super::AuditBatcher`] is dropped.
-pub(super) fn spawn(path: PathBuf, queue: mpsc::Receiver<Job>) -> Result<(), Error> {
-    let conn = open(&path).map_err(internal)?;
+/// thread. It ends on [`super::AuditWriter::stop`] or when every handle is dropped, and says
+/// so on `stopped` once its connection is closed.
+pub(super) fn spawn(
+    path: PathBuf,
+    queue: mpsc::Receiver<Message>,
+    stopped: oneshot::Sender<()>,
+) -> Result<(), Error> {
+    let conn = open(&path).map_err(|err| {
+        Error::Internal(anyhow::anyhow!(
+            "opening the audit writer's connection: {err}"
+        ))
+    })?;
     std::thread::Builder::new()
         .name("audit-writer".into())
-        .spawn(move || write(path, conn, queue))
+        .spawn(move || {
+            write(&path, conn, queue);
+            let _ = stopped.send(());
+        })
         .map_err(|err| Error::Internal(err.into()))?;
     Ok(())
 }
 
-fn write(path: PathBuf, conn: Connection, mut queue: mpsc::Receiver<Job>) {
+fn write(path: &Path, conn: Connection, mut queue: mpsc::Receiver<Message>) {
     let mut recently_used = RecentlyUsed::default();
     let mut held = Some(conn);
     while let Some(first) = queue.blocking_recv() {
-        let mut batch = Batch::gather(first, &mut queue);
-        let result = match held.take().map_or_else(|| open(&path), Ok) {
+        let Some(mut batch) = Batch::gather(first, &mut queue) else {
+            break;
+        };
+        let result = match held.take().map_or_else(|| open(path), Ok) {
             Ok(mut conn) => {
-                let result = commit(&mut conn, &mut batch, &mut recently_used);
+                let result = commit(&mut conn, &mut batch);
                 // After a failure the connection is closed (rolling back whatever the failed
                 // transaction left) and the next batch opens a fresh one.
                 if result.is_ok() {
@@ -53,11 +60,18 @@ fn write(path: PathBuf, conn: Connection, mut queue: mpsc::Receiver<Job>) {
             }
             Err(err) => Err(Failure::Sqlite(err)),
         };
-        batch.answer(result.map_err(|err| err.to_string()));
+        let used = batch.answer(result.map_err(|err| err.to_string()));
+        if let Some(conn) = &held {
+            mark_used(conn, &used, &mut recently_used);
+        }
+        if batch.last {
+            break;
+        }
     }
 }
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
+/// A connection with the pool's pragmas, the busy timeout first.
+pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -69,13 +83,12 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// One transaction for the batch's events (see `audit::append_all` for the statements' roles),
-/// then `last_used_at` outside it, as the PostgreSQL writer does.
-fn commit(
-    conn: &mut Connection,
-    batch: &mut Batch,
-    recently_used: &mut RecentlyUsed,
-) -> Result<(), Failure> {
+/// One transaction for the batch's events; see `audit::append_all` for the statements' roles.
+/// The events were checked when they were queued, so a failure here is the database's.
+fn commit(conn: &mut Connection, batch: &mut Batch) -> Result<(), Failure> {
+    let insert_event = format!(
+        "{INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    );
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (partner_id, events) in std::mem::take(&mut batch.by_partner) {
         let (last_seq, head): (i64, String) = tx
@@ -84,7 +97,7 @@ fn commit(
                 Ok((row.get(0)?, row.get(1)?))
             })?;
         let rows = audit::chain(&partner_id, last_seq, head, events).map_err(Failure::Refused)?;
-        let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+        let mut insert = tx.prepare_cached(&insert_event)?;
         for row in &rows {
             insert.execute(params![
                 row.id,
@@ -111,10 +124,23 @@ fn commit(
         tx.prepare_cached(MOVE_HEAD)?
             .execute(params![head, partner_id])?;
     }
-    tx.commit()?;
+    Ok(tx.commit()?)
+}
 
+/// Why a batch was not committed; its transaction is rolled back either way.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Refused(Error),
+}
+
+/// Advances `last_used_at` after the calls are answered, outside the batch's transaction, as the
+/// PostgreSQL writer does.
+fn mark_used(conn: &Connection, used: &[String], recently_used: &mut RecentlyUsed) {
     let now = clock::now_ms();
-    for connection_id in &batch.used {
+    for connection_id in used {
         if !recently_used.due(connection_id, now) {
             continue;
         }
@@ -126,20 +152,36 @@ fn commit(
             tracing::warn!(connection_id, error = %err, "advancing last_used_at failed");
         }
     }
-    Ok(())
 }
 
-/// Why a batch was not committed; the transaction is rolled back either way.
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
-    Refused(Error),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn internal(err: rusqlite::Error) -> Error {
-    Error::Internal(anyhow::anyhow!(
-        "opening the audit writer's connection: {err}"
-    ))
+    /// The writer's connection must be as durable as the pool's: WAL, and an fsync per commit.
+    #[test]
+    fn the_writer_connection_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connect.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let conn = open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap();
+        let secure_delete: i64 = conn
+            .query_row("PRAGMA secure_delete", [], |row| row.get(0))
+            .unwrap();
+        let foreign_keys: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(synchronous, 2, "synchronous = FULL");
+        assert_eq!((secure_delete, foreign_keys), (1, 1));
+    }
 }

@@ -104,13 +104,19 @@ impl Db {
             .await?;
         // The file SQLite itself opened, as it resolved the URL.
         let sqlite_path = match backend {
-            Backend::Sqlite => Some(PathBuf::from(
-                sqlx::query_scalar::<_, String>(
-                    "SELECT file FROM pragma_database_list WHERE name = 'main'",
-                )
-                .fetch_one(&pool)
-                .await?,
-            )),
+            Backend::Sqlite => {
+                let file: String =
+                    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                        .fetch_one(&pool)
+                        .await?;
+                // Empty for an in-memory or temporary database, which `mode=memory` still opens.
+                if file.is_empty() {
+                    return Err(sqlx::Error::Configuration(
+                        "the SQLite database must be a file (an in-memory one gives each pooled connection its own database)".into(),
+                    ));
+                }
+                Some(PathBuf::from(file))
+            }
             Backend::Postgres => None,
         };
         Ok(Db {
@@ -174,11 +180,11 @@ impl Db {
 /// no temporary file to create, write and unlink per batch, and no page image outside the
 /// database and its WAL.
 pub(crate) const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA busy_timeout = 15000",
     "PRAGMA temp_store = MEMORY",
     "PRAGMA journal_mode = WAL",
     "PRAGMA secure_delete = ON",
     "PRAGMA foreign_keys = ON",
-    "PRAGMA busy_timeout = 15000",
     "PRAGMA synchronous = FULL",
 ];
 
@@ -191,7 +197,7 @@ fn create_sqlite_parent(url: &str) -> Result<(), sqlx::Error> {
         .unwrap_or("");
     if path.is_empty() || path == ":memory:" {
         return Err(sqlx::Error::Configuration(
-            "an in-memory SQLite database gives each pooled connection its own database; use a file".into(),
+            "the SQLite database must be a file (an in-memory one gives each pooled connection its own database)".into(),
         ));
     }
     if let Some(parent) = Path::new(path)
@@ -228,5 +234,27 @@ mod tests {
         let shown = redact_url("postgres://app:hunter2@db:5432/connect");
         assert!(!shown.contains("hunter2"));
         assert!(shown.contains("app"));
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_database_that_is_not_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = format!("sqlite://{}?mode=memory", dir.path().join("x.db").display());
+        for url in [memory.as_str(), "sqlite::memory:"] {
+            let err = Db::connect(url).await.unwrap_err();
+            assert!(err.to_string().contains("must be a file"), "{url}: {err}");
+        }
+        let file = sqlite_url(dir.path());
+        let db = Db::connect(&file).await.unwrap();
+        assert_eq!(
+            db.sqlite_path(),
+            Some(
+                dir.path()
+                    .join("connect.db")
+                    .canonicalize()
+                    .unwrap()
+                    .as_path()
+            )
+        );
     }
 }
