@@ -40,25 +40,5 @@ pub async fn assert_audit_verifies(app: &TestApp) {
 
 /// Every connection of a vault, all pages.
 pub async fn all_connections(app: &TestApp, vault: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/v1/vaults/{vault}/connections?limit=100");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let page: Value = app
-            .get(&app.partner.key, &path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return all,
-        }
-    }
+    crate::support::all_pages(app, &format!("/v1/vaults/{vault}/connections?limit=100")).await
 }

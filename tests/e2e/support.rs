@@ -469,3 +469,28 @@ pub fn dep<'a>(
         actor: "operator",
     }
 }
+
+/// Every item of a list endpoint, all pages. `path` already carries a query string.
+pub async fn all_pages(app: &TestApp, path: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_path = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_owned(),
+        };
+        let page: Value = app
+            .get(&app.partner.key, &page_path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return all,
+        }
+    }
+}

@@ -6,7 +6,7 @@ use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, expect_problem};
+use crate::support::{Backend, TestApp, all_pages, expect_problem};
 
 on_both_backends!(
     a_vault_is_created_read_and_listed,
@@ -422,28 +422,4 @@ async fn all_created_events(app: &TestApp) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-async fn all_pages(app: &TestApp, path: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page_path = match &cursor {
-            Some(c) => format!("{path}&cursor={c}"),
-            None => path.to_owned(),
-        };
-        let page: Value = app
-            .get(&app.partner.key, &page_path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return all,
-        }
-    }
 }

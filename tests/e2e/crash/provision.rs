@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{KILLS, assert_audit_verifies, random_delay};
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, all_pages};
 
 on_both_backends!(vault_creations_survive_kills_whole_or_absent);
 
@@ -38,30 +38,6 @@ async fn create(
     match body["id"].as_str() {
         Some(id) if status == 200 || status == 201 => Ok((status, id.to_owned())),
         _ => Err(format!("{status}: {body}")),
-    }
-}
-
-async fn get_all(app: &TestApp, path: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page_path = match &cursor {
-            Some(c) => format!("{path}&cursor={c}"),
-            None => path.to_owned(),
-        };
-        let page: Value = app
-            .get(&app.partner.key, &page_path)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return all,
-        }
     }
 }
 
@@ -123,7 +99,7 @@ async fn vault_creations_survive_kills_whole_or_absent(backend: Backend) {
         attempts.len()
     );
 
-    let stored: BTreeMap<String, String> = get_all(&app, "/v1/vaults?limit=100")
+    let stored: BTreeMap<String, String> = all_pages(&app, "/v1/vaults?limit=100")
         .await
         .iter()
         .map(|v| {
@@ -132,7 +108,7 @@ async fn vault_creations_survive_kills_whole_or_absent(backend: Backend) {
         })
         .collect();
     assert_eq!(stored, expected, "one vault per end user, the one answered");
-    let events = get_all(&app, "/v1/audit?action=vault.created&limit=100").await;
+    let events = all_pages(&app, "/v1/audit?action=vault.created&limit=100").await;
     let created: Vec<&str> = events
         .iter()
         .map(|e| e["vault_id"].as_str().unwrap())

@@ -5,47 +5,25 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::Value;
-
 use super::{KILLS, assert_audit_verifies, random_delay};
 use crate::on_both_backends;
 use crate::proxy::api_key_connection;
 use crate::proxy::upstream::{Answer, Upstream};
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, all_pages};
 
 on_both_backends!(every_answered_proxied_call_has_its_event_after_a_kill);
 
 /// Concurrent callers per round.
 const CALLERS: usize = 24;
 
-/// The paths of every `proxy.request` event on `connection`, all pages.
+/// The paths of every `proxy.request` event on `connection`.
 async fn audited_paths(app: &TestApp, connection: &str) -> BTreeSet<String> {
-    let mut paths = BTreeSet::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut query =
-            format!("/v1/audit?connection_id={connection}&action=proxy.request&limit=100");
-        if let Some(cursor) = &cursor {
-            query.push_str(&format!("&cursor={cursor}"));
-        }
-        let page: Value = app
-            .get(&app.partner.key, &query)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for event in page["data"].as_array().unwrap() {
-            if let Some(path) = event["path"].as_str() {
-                paths.insert(path.to_owned());
-            }
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return paths,
-        }
-    }
+    let query = format!("/v1/audit?connection_id={connection}&action=proxy.request&limit=100");
+    all_pages(app, &query)
+        .await
+        .iter()
+        .filter_map(|event| event["path"].as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn every_answered_proxied_call_has_its_event_after_a_kill(backend: Backend) {
