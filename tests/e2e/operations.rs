@@ -132,6 +132,7 @@ async fn health_readiness_and_metrics_answer_without_ids(backend: Backend) {
     assert_eq!(health["status"], "ok");
     assert_eq!(ready["checks"]["database"], "ok");
     assert_eq!(ready["checks"]["master_key"], "ok");
+    assert_eq!(ready["checks"]["audit_writer"], "ok");
     assert!(
         metrics.contains("connect_http_requests_total{"),
         "{metrics}"

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (database and master key usable) and `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (database, master key and audit writer usable)
+//! and `/metrics`.
 
 use actix_web::{HttpResponse, get as http_get, web};
 use connect_sdk::types::Health;
@@ -16,7 +17,8 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// Readiness: the database answers and the master key can wrap and unwrap a vault key.
+/// Readiness: the database answers, the master key can wrap and unwrap a vault key, and the
+/// audit writer that every proxied call waits on is running.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -36,20 +38,18 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             )
         })
         .is_ok();
+    let audit_writer = state.audit.is_running();
+    let ready = database && master_key && audit_writer;
     let word = |ok: bool| serde_json::Value::from(if ok { "ok" } else { "unavailable" });
     let mut checks = serde_json::Map::new();
     checks.insert("database".into(), word(database));
     checks.insert("master_key".into(), word(master_key));
+    checks.insert("audit_writer".into(), word(audit_writer));
     let body = Health {
-        status: if database && master_key {
-            "ok"
-        } else {
-            "unavailable"
-        }
-        .into(),
+        status: if ready { "ok" } else { "unavailable" }.into(),
         checks: Some(checks),
     };
-    if database && master_key {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

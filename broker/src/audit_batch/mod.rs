@@ -109,6 +109,14 @@ impl AuditBatcher {
     }
 }
 
+impl AuditBatcher {
+    /// Whether the writer still takes events. It ends only at shutdown, or if it panicked; then
+    /// every proxied call fails, and readiness says so.
+    pub fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+}
+
 impl AuditWriter {
     /// Commits what is queued, closes the writer's connection and waits (at most 15 s) for it.
     /// Appends after this fail.
@@ -212,5 +220,33 @@ impl RecentlyUsed {
         }
         self.written.insert(connection_id.to_owned(), now);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Readiness relies on this: once the writer has ended, the handle says so.
+    #[tokio::test]
+    async fn the_handle_tells_whether_the_writer_is_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&crate::store::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let (batcher, writer) = AuditBatcher::start(db).unwrap();
+        assert!(batcher.is_running());
+        writer.stop().await;
+        assert!(!batcher.is_running());
+        let refused = batcher
+            .append(
+                "ptn_x",
+                NewEvent::lifecycle("system", "proxy.request"),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("has stopped"), "{refused}");
     }
 }
