@@ -4,6 +4,12 @@
 //! the pool's take turns on the database's write lock (waiting up to the busy timeout, as the
 //! pool's connections do). It opens with the pool's pragmas, `synchronous = FULL` among them: a
 //! batch is on disk when its calls are answered.
+//!
+//! Known shortcoming: the turns are not fair. SQLite keeps no queue of waiting writers; a pool
+//! connection polls for the lock with growing sleeps, and under sustained load this thread
+//! starts its next batch right after each commit, so a lifecycle write (a revocation, a
+//! heartbeat) may wait seconds for a gap, or fail after the busy timeout. A lock shared with
+//! the pool's write transactions and granted in order would fix it; none exists yet.
 
 use std::path::{Path, PathBuf};
 
@@ -61,7 +67,7 @@ fn write(path: &Path, conn: Connection, mut queue: mpsc::Receiver<Message>) {
             Err(err) => Err(Failure::Sqlite(err)),
         };
         let used = batch.answer(result.map_err(|err| err.to_string()));
-        if let Some(conn) = &held {
+        if let Some(conn) = &mut held {
             mark_used(conn, &used, &mut recently_used);
         }
         if batch.last {
@@ -137,20 +143,30 @@ enum Failure {
 }
 
 /// Advances `last_used_at` after the calls are answered, outside the batch's transaction, as the
-/// PostgreSQL writer does.
-fn mark_used(conn: &Connection, used: &[String], recently_used: &mut RecentlyUsed) {
+/// PostgreSQL writer does, but in one transaction of its own: one sync, however many
+/// connections are due.
+fn mark_used(conn: &mut Connection, used: &[String], recently_used: &mut RecentlyUsed) {
     let now = clock::now_ms();
-    for connection_id in used {
-        if !recently_used.due(connection_id, now) {
-            continue;
-        }
-        // Usage metadata only: a failure here loses a timestamp, never an event.
-        if let Err(err) = conn
-            .prepare_cached(MARK_USED)
-            .and_then(|mut update| update.execute(params![now, connection_id]))
+    let due: Vec<&String> = used
+        .iter()
+        .filter(|connection_id| recently_used.due(connection_id, now))
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    let updated = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            tracing::warn!(connection_id, error = %err, "advancing last_used_at failed");
+            let mut update = tx.prepare_cached(MARK_USED)?;
+            for connection_id in &due {
+                update.execute(params![now, connection_id])?;
+            }
         }
+        tx.commit()
+    })();
+    // Usage metadata only: a failure here loses timestamps, never an event.
+    if let Err(err) = updated {
+        tracing::warn!(connections = due.len(), error = %err, "advancing last_used_at failed");
     }
 }
 

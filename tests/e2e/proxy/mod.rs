@@ -2,6 +2,7 @@
 //! load.
 
 mod httpbin;
+mod last_used;
 mod redirects;
 mod revocation;
 mod ssrf;
