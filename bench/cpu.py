@@ -1,15 +1,18 @@
-"""Turns `perf script -F comm,dso` of a whole-machine recording into CPU time per call.
+"""Turns `perf script -F comm,ip,dso` of a whole-machine recording into CPU time per call.
 
     perf script -F comm,ip,dso | python3 bench/cpu.py TITLE REQUESTS SECONDS FREQUENCY CPUS
 
-Every sample is one CPU found busy (or idle, as `swapper`) at one tick of FREQUENCY per
-second. A sample counts for the thread group its command names and, by the object it was
-taken in, as kernel or user space. Divided by the calls answered, a group's samples give its
-CPU time per call; the total comes close to CPUS / throughput.
+Every sample is one CPU found busy (or idle, as `swapper`, which also counts interrupt work
+done while the CPU was idle) at one tick of FREQUENCY per second. A sample counts for the
+thread group its command names and, by the address it was taken at, as kernel or user space.
+Divided by the calls answered, a group's samples give its CPU time per call; the total comes
+close to CPUS / throughput.
 """
 
 import collections
 import sys
+
+KERNEL_START = 0xFFFF_8000_0000_0000
 
 # Thread names: actix-web's workers, the SQLite audit writer, the load generator, the upstream.
 GROUPS = [
@@ -38,10 +41,14 @@ def main() -> None:
         fields = line.split()
         if len(fields) < 3:
             continue
-        # "COMMAND ADDRESS (OBJECT)"; a command name may contain spaces.
-        dso = fields[-1]
+        # "COMMAND ADDRESS (OBJECT)"; a command name may contain spaces. Kernel code (modules
+        # included) runs at addresses in the upper half of the address space.
+        try:
+            address = int(fields[-2], 16)
+        except ValueError:
+            continue
         comm = " ".join(fields[:-2])
-        side = "kernel" if "kernel" in dso else "user"
+        side = "kernel" if address >= KERNEL_START else "user"
         samples[(group_of(comm), side)] += 1
     if not samples:
         sys.exit("bench/cpu.py: perf recorded no samples")
