@@ -90,7 +90,11 @@ pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// One transaction for the batch's events; see `audit::append_all` for the statements' roles.
-/// The events were checked when they were queued, so a failure here is the database's.
+/// The events were checked when they were queued, so a failure here is the database's, unless
+/// building the chain refuses an event after all ([`Failure::Refused`]).
+///
+/// rusqlite binds by position, and SQLite numbers `$n` parameters in the order they first
+/// appear: the shared statements name theirs in ascending order, so position n is `$n`.
 fn commit(conn: &mut Connection, batch: &mut Batch) -> Result<(), Failure> {
     let insert_event = format!(
         "{INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
