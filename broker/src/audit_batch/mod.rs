@@ -72,6 +72,12 @@ impl AuditBatcher {
         Ok((AuditBatcher { jobs }, writer))
     }
 
+    /// Whether the writer still takes events. It ends only at shutdown, or if it panicked; then
+    /// every proxied call fails, and readiness says so.
+    pub fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
+    }
+
     /// Appends `event` to `partner_id`'s chain and returns once it is committed. Only for events
     /// no webhook reports (the SQLite writer does not fill the webhook outbox, and both writers
     /// refuse them alike); those are appended in their change's own transaction.
@@ -106,14 +112,6 @@ impl AuditBatcher {
             .map_err(|reason| {
                 Error::Internal(anyhow::anyhow!("audit batch not committed: {reason}"))
             })
-    }
-}
-
-impl AuditBatcher {
-    /// Whether the writer still takes events. It ends only at shutdown, or if it panicked; then
-    /// every proxied call fails, and readiness says so.
-    pub fn is_running(&self) -> bool {
-        !self.jobs.is_closed()
     }
 }
 
