@@ -9,8 +9,8 @@
 //! connection polls for the lock with growing sleeps, and under sustained load this thread
 //! starts its next batch right after each commit, so a lifecycle write (a revocation, a
 //! heartbeat) may wait a second or more for a gap (up to 1.0 s measured under the benchmark's
-//! load), or fail after the busy timeout. A lock shared with
-//! the pool's write transactions and granted in order would fix it; none exists yet.
+//! load), or fail after the busy timeout. A lock shared with the pool's write transactions
+//! and granted in order would fix it; none exists yet.
 
 use std::path::{Path, PathBuf};
 
