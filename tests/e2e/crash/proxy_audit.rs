@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::{KILLS, assert_audit_verifies, random_delay};
 use crate::on_both_backends;
@@ -38,13 +38,15 @@ async fn every_answered_proxied_call_has_its_event_after_a_kill(backend: Backend
         // Each caller calls until the kill cuts its connection (or the round is over); every
         // call has its own path. An answer other than 200 is a failure, not a cut-off.
         let over = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new(AtomicUsize::new(0));
         let callers: Vec<_> = (0..CALLERS)
             .map(|caller| {
-                let (http, url, key, over) = (
+                let (http, url, key, over, answers) = (
                     app.http.clone(),
                     app.url(&format!("/v1/proxy/{connection}/")),
                     app.partner.key.clone(),
                     over.clone(),
+                    answers.clone(),
                 );
                 tokio::spawn(async move {
                     let mut answered = Vec::new();
@@ -67,6 +69,7 @@ async fn every_answered_proxied_call_has_its_event_after_a_kill(backend: Backend
                                     response.text().await.unwrap()
                                 );
                                 answered.push(path);
+                                answers.fetch_add(1, Ordering::SeqCst);
                             }
                             Err(_) => return (answered, true),
                         }
@@ -75,6 +78,12 @@ async fn every_answered_proxied_call_has_its_event_after_a_kill(backend: Backend
                 })
             })
             .collect();
+        // Kill while calls are flowing: once the restarted server (cold caches, new database
+        // connections, a busy test machine) has answered, after a random while.
+        let flowing = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while answers.load(Ordering::SeqCst) == 0 && tokio::time::Instant::now() < flowing {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(150) + random_delay(150)).await;
         over.store(true, Ordering::SeqCst);
         app.kill_and_restart().await;
