@@ -1,9 +1,10 @@
 //! A proxied call advances its connection's `last_used_at`, on either backend's audit writer,
 //! also when several connections are used at once.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::upstream::{Answer, Upstream};
+use super::{api_key_integration, deposit};
 use crate::on_both_backends;
 use crate::support::{Backend, TestApp};
 
@@ -12,36 +13,17 @@ on_both_backends!(proxied_calls_advance_last_used_at);
 async fn proxied_calls_advance_last_used_at(backend: Backend) {
     let upstream = Upstream::start(Answer::Echo).await;
     let app = TestApp::spawn_with(backend, &[("CONNECT_ALLOW_PRIVATE_UPSTREAMS", "true")]).await;
-    let integration = json!({"key": "used", "provider": "custom", "auth": {"type": "api_key"},
-        "api": {"base_url": upstream.base, "allowed_hosts": ["127.0.0.1"]},
-        "inject": {"style": "bearer"}});
-    let response = app
-        .post(&app.partner.key, "/v1/integrations", &integration)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    api_key_integration(&app, &upstream.base, "127.0.0.1").await;
     let mut connections = Vec::new();
     for user in ["u-used-1", "u-used-2", "u-used-3"] {
         let vault = app.create_vault(user).await;
-        let created: Value = app
-            .post(
-                &app.partner.key,
-                &format!("/v1/vaults/{vault}/connections"),
-                &json!({"integration": "used", "api_key": "used-key-1"}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = created["id"].as_str().unwrap().to_owned();
+        let created = deposit(&app, &vault, "used-key-1").await;
         assert_eq!(
             created["last_used_at"],
             Value::Null,
             "unused yet: {created}"
         );
+        let id = created["id"].as_str().unwrap();
         connections.push(format!("/v1/vaults/{vault}/connections/{id}"));
     }
 
